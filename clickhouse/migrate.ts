@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import type { ClickHouseClient } from '@clickhouse/client';
+
+/** Where the versioned migrations live: NNN_name.sql, applied in name order. */
+export const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
+
+export interface Migration { version: string; checksum: string; statements: string[] }
+
+/** Splits a migration into statements: ClickHouse's HTTP interface takes one per request. */
+export function splitStatements(sql: string): string[] {
+  const withoutComments = sql.replace(/^\s*--.*$/gm, '');
+  return withoutComments
+    .split(/;\s*(?:\n|$)/)
+    .map((statement) => statement.trim())
+    .filter(Boolean);
+}
+
+/** Reads every migration file with its checksum. */
+export async function readMigrations(dir = migrationsDir): Promise<Migration[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
+  return Promise.all(
+    files.map(async (file) => {
+      const sql = await readFile(join(dir, file), 'utf8');
+      return {
+        version: file.replace(/\.sql$/, ''),
+        checksum: createHash('sha256').update(sql).digest('hex'),
+        statements: splitStatements(sql),
+      };
+    }),
+  );
+}
+
+export class MigrationChangedError extends Error {
+  override readonly name = 'MigrationChangedError';
+}
+
+/**
+ * Creates the database if needed, then applies the migrations not yet recorded in
+ * `schema_migrations`. Idempotent; refuses to go on if an applied migration's file changed.
+ * `admin` must not be bound to `database` (it may not exist yet); `db` must be.
+ */
+export async function migrate(
+  admin: ClickHouseClient,
+  db: ClickHouseClient,
+  database: string,
+  migrations?: Migration[],
+): Promise<string[]> {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new Error(`invalid database name: ${database}`);
+  await admin.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
+  await db.command({
+    query: `CREATE TABLE IF NOT EXISTS schema_migrations
+      (version String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+      ENGINE = MergeTree ORDER BY version`,
+  });
+  const applied = new Map(
+    (await (await db.query({ query: 'SELECT version, checksum FROM schema_migrations', format: 'JSONEachRow' }))
+      .json<{ version: string; checksum: string }>()).map((row) => [row.version, row.checksum]),
+  );
+  const done: string[] = [];
+  for (const migration of migrations ?? (await readMigrations())) {
+    const checksum = applied.get(migration.version);
+    if (checksum === migration.checksum) continue;
+    if (checksum !== undefined) {
+      throw new MigrationChangedError(
+        `migration ${migration.version} changed after it was applied; add a new migration instead of editing it`,
+      );
+    }
+    for (const query of migration.statements) await db.command({ query });
+    await db.insert({
+      table: 'schema_migrations',
+      values: [{ version: migration.version, checksum: migration.checksum }],
+      format: 'JSONEachRow',
+    });
+    done.push(migration.version);
+  }
+  return done;
+}
+
+// `npm run migrate`: apply to CLICKHOUSE_URL / CLICKHOUSE_DATABASE.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { loadConfig } = await import('../shared/config.ts');
+  const { clickHouseEnv, createClickHouse } = await import('../shared/clickhouse.ts');
+  const settings = loadConfig(clickHouseEnv);
+  const admin = createClickHouse(settings, 'default');
+  const db = createClickHouse(settings);
+  try {
+    const done = await migrate(admin, db, settings.CLICKHOUSE_DATABASE);
+    console.log(JSON.stringify({ msg: 'migrations applied', database: settings.CLICKHOUSE_DATABASE, applied: done }));
+  } finally {
+    await Promise.all([admin.close(), db.close()]);
+  }
+}

@@ -1,0 +1,10 @@
+import { env, kafkaEnv, loadConfig } from '../../shared/config.ts';
+import { authEnv } from '../../shared/auth.ts';
+
+/** The ingest function's configuration, parsed once at cold start. */
+export const config = loadConfig({
+  ...kafkaEnv,
+  ...authEnv,
+  MAX_EVENTS_PER_REQUEST: env.int(500, 1),
+  MAX_BODY_BYTES: env.int(1_048_576, 1),
+});

@@ -1,0 +1,37 @@
+import { Kafka, CompressionTypes, logLevel, type Producer } from 'kafkajs';
+
+export interface KafkaSettings {
+  KAFKA_BROKERS: string[];
+  KAFKA_CLIENT_ID: string;
+  KAFKA_IDEMPOTENT: boolean;
+  KAFKA_SSL: boolean;
+}
+
+/** JSON log lines for kafkajs, without its default console noise. */
+const kafkaLogCreator = () => ({ level, log }: { level: logLevel; log: { message: string } & Record<string, unknown> }) => {
+  if (level > logLevel.WARN) return;
+  const { message, ...rest } = log;
+  console.log(JSON.stringify({ level: level === logLevel.ERROR ? 'error' : 'warn', msg: `kafka: ${message}`, ...rest }));
+};
+
+/** A producer for the configured cluster: acks from all in-sync replicas, bounded timeouts. */
+export function createProducer(settings: KafkaSettings): Producer {
+  const kafka = new Kafka({
+    clientId: settings.KAFKA_CLIENT_ID,
+    brokers: settings.KAFKA_BROKERS,
+    ssl: settings.KAFKA_SSL,
+    connectionTimeout: 3_000,
+    requestTimeout: 5_000,
+    // A dead broker must turn into a 503 inside the Lambda's timeout, not a hung request.
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
+    logLevel: logLevel.WARN,
+    logCreator: kafkaLogCreator,
+  });
+  return kafka.producer({
+    idempotent: settings.KAFKA_IDEMPOTENT,
+    maxInFlightRequests: settings.KAFKA_IDEMPOTENT ? 1 : undefined,
+    allowAutoTopicCreation: false,
+  });
+}
+
+export { CompressionTypes };
