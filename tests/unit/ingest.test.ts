@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { parseEvents, readJsonBody } from '../../functions/ingest/parse.ts';
+import { enrich, toKafkaMessage } from '../../functions/ingest/messages.ts';
+import { HttpError } from '../../shared/errors.ts';
+
+const limits = { maxBodyBytes: 1024, maxEvents: 3 };
+const progress = { type: 'film_progress', film_id: 'f1', position_s: 10, duration_s: 100 };
+
+function httpError(fn: () => unknown): HttpError {
+  try { fn(); } catch (error) { if (error instanceof HttpError) return error; throw error; }
+  throw new Error('expected an HttpError');
+}
+
+describe('ingest request parsing', () => {
+  it('refuses a body that is not JSON by content type with 415', () => {
+    expect(httpError(() => readJsonBody('{}', false, 'text/plain', limits))).toMatchObject({ statusCode: 415, code: 'unsupported_media_type' });
+    expect(httpError(() => readJsonBody('{}', false, undefined, limits)).statusCode).toBe(415);
+  });
+
+  it('accepts application/json with a charset and decodes base64 bodies', () => {
+    expect(readJsonBody('{"a":1}', false, 'application/json; charset=utf-8', limits)).toEqual({ a: 1 });
+    expect(readJsonBody(Buffer.from('{"a":2}').toString('base64'), true, 'application/json', limits)).toEqual({ a: 2 });
+  });
+
+  it('answers 413 to a body over the limit and 400 malformed_json to broken JSON', () => {
+    expect(httpError(() => readJsonBody('x'.repeat(1025), false, 'application/json', limits)).statusCode).toBe(413);
+    expect(httpError(() => readJsonBody('{"a":', false, 'application/json', limits))).toMatchObject({ statusCode: 400, code: 'malformed_json' });
+  });
+
+  it('takes one event or a batch, and rejects each bad event with its index and reason', () => {
+    expect(parseEvents(progress, limits).valid).toHaveLength(1);
+    const parsed = parseEvents({ events: [progress, { ...progress, position_s: -1 }, { type: 'nope' }] }, limits);
+    expect(parsed.valid.map((v) => v.index)).toEqual([0]);
+    expect(parsed.rejected.map((r) => r.index)).toEqual([1, 2]);
+    expect(parsed.rejected[0]!.message).toContain('position_s');
+  });
+
+  it('rejects unknown fields rather than dropping them silently', () => {
+    const parsed = parseEvents({ ...progress, user_id: 'someone-else' }, limits);
+    expect(parsed.valid).toHaveLength(0);
+    expect(parsed.rejected[0]!.message).toMatch(/user_id|unrecognized/i);
+  });
+
+  it('refuses more events than allowed with 413, and an empty batch with 400', () => {
+    expect(httpError(() => parseEvents({ events: [progress, progress, progress, progress] }, limits)).statusCode).toBe(413);
+    expect(httpError(() => parseEvents({ events: [] }, limits)).statusCode).toBe(400);
+  });
+});
+
+describe('ingest enrichment and Kafka message', () => {
+  const receivedAt = new Date('2026-11-23T10:00:00.000Z');
+
+  it('takes the user from the token, keys the message by user, and carries type headers', () => {
+    const event = parseEvents(progress, limits).valid[0]!.event;
+    const accepted = enrich(event, { userId: 'u-42', requestId: 'req-1', receivedAt });
+    expect(accepted).toMatchObject({ user_id: 'u-42', received_at: receivedAt.toISOString(), request_id: 'req-1', schema_version: 1 });
+    expect(accepted.event_id).toMatch(/^[0-9a-f-]{36}$/);
+    const message = toKafkaMessage(accepted);
+    expect(message.key).toBe('u-42');
+    expect(JSON.parse(String(message.value))).toEqual(accepted);
+    expect(message.headers).toEqual({ 'event-type': 'film_progress', 'schema-version': '1' });
+  });
+
+  it('keeps a client event_id so client retries are idempotent', () => {
+    const eventId = '0190b6b0-0000-7000-8000-000000000001';
+    const event = parseEvents({ ...progress, event_id: eventId }, limits).valid[0]!.event;
+    expect(enrich(event, { userId: 'u', requestId: 'r', receivedAt }).event_id).toBe(eventId);
+  });
+
+  it('uses the client time as event time unless it is in the future', () => {
+    const past = parseEvents({ ...progress, client_ts: '2026-11-23T09:59:00.000Z' }, limits).valid[0]!.event;
+    expect(enrich(past, { userId: 'u', requestId: 'r', receivedAt }).occurred_at).toBe('2026-11-23T09:59:00.000Z');
+    const future = parseEvents({ ...progress, client_ts: Date.parse('2026-11-24T00:00:00Z') }, limits).valid[0]!.event;
+    expect(enrich(future, { userId: 'u', requestId: 'r', receivedAt }).occurred_at).toBe(receivedAt.toISOString());
+  });
+});

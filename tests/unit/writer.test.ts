@@ -1,0 +1,51 @@
+import type { MSKEvent, MSKRecord } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { batchRecords, decodeRecord, deduplicationToken } from '../../functions/writer/decode.ts';
+import { toDeadLetterMessage } from '../../functions/writer/dead-letter.ts';
+import { toClickHouseRow } from '../../functions/writer/rows.ts';
+
+const accepted = {
+  type: 'film_rating', film_id: 'f1', score: 8, event_id: '0190b6b0-0000-7000-8000-000000000001', user_id: 'u1',
+  received_at: '2026-11-23T10:00:00.000Z', occurred_at: '2026-11-23T10:00:00.000Z', request_id: 'r1', schema_version: 1,
+};
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const record = (offset: number, value: string, partition = 0): MSKRecord => ({
+  topic: 'ugc.events', partition, offset, timestamp: 0, timestampType: 'CREATE_TIME', key: b64('u1'), value: b64(value),
+  headers: [{ 'event-type': [...Buffer.from('film_rating')] }],
+});
+
+describe('writer decoding', () => {
+  it('decodes a base64 JSON value and maps it to a row with NULLs for fields the type lacks', () => {
+    const decoded = decodeRecord(record(7, JSON.stringify(accepted)));
+    expect(decoded.ok).toBe(true);
+    if (!decoded.ok) return;
+    const row = toClickHouseRow(decoded.event, decoded.position);
+    expect(row).toMatchObject({ event_type: 'film_rating', score: 8, film_id: 'f1', position_s: null, url: null, kafka_offset: 7 });
+  });
+
+  it('marks undecodable and invalid records as poison with a reason', () => {
+    expect(decodeRecord(record(1, '{not json'))).toMatchObject({ ok: false, reason: 'value is not JSON' });
+    const invalid = decodeRecord(record(2, JSON.stringify({ ...accepted, score: 11 })));
+    expect(invalid.ok).toBe(false);
+    if (!invalid.ok) expect(invalid.reason).toContain('score');
+  });
+
+  it('names a batch by its offset ranges, the same however AWS orders the groups', () => {
+    const a: MSKEvent = { eventSource: 'aws:kafka', eventSourceArn: 'arn', bootstrapServers: 'b',
+      records: { 'ugc.events-1': [record(5, '', 1), record(4, '', 1)], 'ugc.events-0': [record(9, ''), record(10, '')] } };
+    const records = batchRecords(a);
+    expect(records.map((r) => `${r.partition}:${r.offset}`)).toEqual(['0:9', '0:10', '1:4', '1:5']);
+    expect(deduplicationToken(records)).toBe('ugc.events-0:9-10,ugc.events-1:4-5');
+    expect(deduplicationToken([...records].reverse())).toBe(deduplicationToken(records));
+  });
+
+  it('dead-letters the original bytes with the reason and origin in headers', () => {
+    const poison = decodeRecord(record(3, '{not json'));
+    if (poison.ok) throw new Error('expected poison');
+    const message = toDeadLetterMessage(poison);
+    expect(String(message.value)).toBe('{not json');
+    expect(String(message.key)).toBe('u1');
+    expect(message.headers).toMatchObject({ 'event-type': Buffer.from('film_rating'), 'dlq-reason': Buffer.from('value is not JSON'),
+      'dlq-original-offset': Buffer.from('3') });
+  });
+});
