@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOffline, type Offline } from '../../localstack/offline.ts';
+import { signDevToken } from '../../localstack/dev-token.ts';
+import { eventually, freePort, migratedDatabase, stackEnv } from '../setup/context.ts';
+
+const secret = 'an-e2e-secret-of-sufficient-length';
+let offline: Offline;
+let db: Awaited<ReturnType<typeof migratedDatabase>>;
+
+beforeAll(async () => {
+  const env = stackEnv();
+  db = await migratedDatabase(env.CLICKHOUSE_URL!, 'e2e');
+  offline = await startOffline({
+    env: { ...env, CLICKHOUSE_DATABASE: db.database, JWT_SECRET: secret },
+    httpPort: await freePort(),
+    lambdaPort: await freePort(),
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await offline?.stop();
+  await db?.drop();
+});
+
+describe('through serverless offline over HTTP', () => {
+  it('a POST with a signed token ends as a row in ClickHouse, for the user in the token', async () => {
+    const userId = `viewer-${randomUUID()}`;
+    const eventId = randomUUID();
+    const res = await fetch(`${offline.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await signDevToken(userId, { secret })}` },
+      body: JSON.stringify({ type: 'film_progress', event_id: eventId, film_id: 'tt0111161', position_s: 120, duration_s: 8520 }),
+    });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ accepted: 1, rejected: [] });
+
+    const row = await eventually(async () => {
+      const result = await db.client.query({
+        query: 'SELECT user_id, film_id, position_s, event_type FROM events WHERE event_id = {id:UUID}',
+        query_params: { id: eventId },
+        format: 'JSONEachRow',
+      });
+      return (await result.json())[0];
+    }, 30_000, 'the event in ClickHouse');
+    expect(row).toEqual({ user_id: userId, film_id: 'tt0111161', position_s: 120, event_type: 'film_progress' });
+
+    const latest = await db.client.query({
+      query: 'SELECT position_s FROM film_progress_latest FINAL WHERE user_id = {u:String}',
+      query_params: { u: userId },
+      format: 'JSONEachRow',
+    });
+    expect(await latest.json()).toEqual([{ position_s: 120 }]);
+  });
+
+  it('refuses a request without a valid token with 401 and a code', async () => {
+    const res = await fetch(`${offline.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer forged.token.here' },
+      body: JSON.stringify({ type: 'film_rating', film_id: 'f', score: 5 }),
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(await res.json()).toMatchObject({ code: 'invalid_token' });
+  });
+
+  it('answers malformed JSON with 400, never a 5xx', async () => {
+    const res = await fetch(`${offline.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await signDevToken('v', { secret })}` },
+      body: '{"type":',
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: 'malformed_json' });
+  });
+});

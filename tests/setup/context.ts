@@ -1,0 +1,61 @@
+import { createServer } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { createClickHouse } from '../../shared/clickhouse.ts';
+import { migrate } from '../../clickhouse/migrate.ts';
+
+/** The environment of the stack the global setup started. */
+export function stackEnv(): Record<string, string> {
+  return inject('stackEnv');
+}
+
+/** A name no other test file uses, safe as a ClickHouse database or Kafka topic name. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomUUID().slice(0, 8)}`;
+}
+
+/** A new database with every migration applied, so each test file has its own tables. */
+export async function migratedDatabase(clickhouseUrl: string, prefix: string): Promise<{ database: string; client: ClickHouseClient; drop(): Promise<void> }> {
+  const database = uniqueName(prefix);
+  const settings = { CLICKHOUSE_URL: clickhouseUrl, CLICKHOUSE_USER: 'default', CLICKHOUSE_PASSWORD: '', CLICKHOUSE_DATABASE: database, CLICKHOUSE_REQUEST_TIMEOUT_MS: 30_000 };
+  const admin = createClickHouse(settings, 'default');
+  const client = createClickHouse(settings);
+  await migrate(admin, client, database);
+  return {
+    database,
+    client,
+    async drop() {
+      await admin.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+      await Promise.all([client.close(), admin.close()]);
+    },
+  };
+}
+
+/** A free TCP port on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
