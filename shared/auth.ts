@@ -1,59 +1,120 @@
-import { jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { env } from './config.ts';
 import { HttpError } from './errors.ts';
 
-/** Token settings shared by every function that serves viewers. */
+const asymmetricAlgorithms = ['RS256', 'ES256'] as const;
+
+/** Token settings shared by every function that serves viewers. Exactly one key source. */
 export const authEnv = {
-  JWT_SECRET: z.string().min(16, 'JWT_SECRET must be at least 16 characters'),
+  // HS256 shared secret, as the cinema's Auth service issues tokens today.
+  JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Or a JWKS URL (RS256/ES256); keys are cached and rotated by jose.
+  JWT_JWKS_URL: z.url().optional(),
+  JWT_ALGORITHMS: z
+    .string()
+    .optional()
+    .transform((s) => (s ? s.split(',').map((a) => a.trim()) : undefined))
+    .pipe(z.array(z.enum(['HS256', ...asymmetricAlgorithms])).optional()),
   JWT_ISSUER: z.string().optional(),
   JWT_AUDIENCE: z.string().optional(),
   JWT_USER_CLAIM: env.string('sub'),
   JWT_CLOCK_TOLERANCE_S: env.int(5),
+  JWT_CACHE_SIZE: env.int(10_000, 0),
 };
 
 export interface AuthSettings {
-  JWT_SECRET: string;
+  JWT_SECRET?: string | undefined;
+  JWT_JWKS_URL?: string | undefined;
+  JWT_ALGORITHMS?: string[] | undefined;
   JWT_ISSUER?: string | undefined;
   JWT_AUDIENCE?: string | undefined;
   JWT_USER_CLAIM: string;
   JWT_CLOCK_TOLERANCE_S: number;
+  JWT_CACHE_SIZE: number;
 }
 
 export interface Viewer { userId: string; claims: JWTPayload }
 
+export type ViewerVerifier = (authorization: string | undefined) => Promise<Viewer>;
+
 const realm = 'Bearer realm="ugc-ingest"';
+// Tokens longer than this are refused before any parsing: no real access token is this large.
+const maxTokenLength = 8_192;
 
 function unauthorized(code: string, message: string, cause?: unknown): HttpError {
-  const error = code === 'missing_token' ? '' : `, error="invalid_token", error_description="${message}"`;
-  return new HttpError(401, code, message, { 'WWW-Authenticate': `${realm}${error}` }, { cause });
+  const detail = code === 'missing_token' ? '' : `, error="invalid_token", error_description="${message}"`;
+  return new HttpError(401, code, message, { 'WWW-Authenticate': `${realm}${detail}` }, { cause });
+}
+
+/** The key and the algorithms it may verify: fixed by configuration, never chosen by the token. */
+function keySource(settings: AuthSettings): { key: Uint8Array | JWTVerifyGetKey; algorithms: string[] } {
+  if (settings.JWT_JWKS_URL && settings.JWT_SECRET) throw new Error('set either JWT_SECRET or JWT_JWKS_URL, not both');
+  if (settings.JWT_JWKS_URL) {
+    const algorithms = settings.JWT_ALGORITHMS ?? [...asymmetricAlgorithms];
+    if (algorithms.includes('HS256')) throw new Error('JWT_ALGORITHMS: HS256 cannot be used with JWT_JWKS_URL');
+    return { key: createRemoteJWKSet(new URL(settings.JWT_JWKS_URL), { cooldownDuration: 30_000, cacheMaxAge: 600_000 }), algorithms };
+  }
+  if (settings.JWT_SECRET) {
+    const algorithms = settings.JWT_ALGORITHMS ?? ['HS256'];
+    if (algorithms.some((a) => a !== 'HS256')) throw new Error('JWT_ALGORITHMS: only HS256 can be used with JWT_SECRET');
+    return { key: new TextEncoder().encode(settings.JWT_SECRET), algorithms };
+  }
+  throw new Error('JWT_SECRET or JWT_JWKS_URL must be set');
 }
 
 /**
- * Builds a verifier for `Authorization: Bearer <jwt>` headers: HS256 only (alg pinned, so never
- * `none` and no HS/RS confusion), exp/nbf with a small tolerance, iss/aud when configured.
- * The user id comes from the verified claim, never from the request body.
+ * Builds a verifier for `Authorization: Bearer <jwt>` headers: signature with the configured key,
+ * alg pinned (never `none`, no HS/RS confusion), exp/nbf with a small tolerance, iss/aud when
+ * configured. The user id comes from the verified claim, never from the request body.
+ * Verified tokens are remembered until they expire (bounded LRU), so a viewer's repeated
+ * requests cost no crypto; a token that fails is never remembered.
  */
-export function createViewerVerifier(settings: AuthSettings): (authorization: string | undefined) => Promise<Viewer> {
-  const key = new TextEncoder().encode(settings.JWT_SECRET);
+export function createViewerVerifier(settings: AuthSettings, options: { key?: JWTVerifyGetKey } = {}): ViewerVerifier {
+  const source = options.key
+    ? { key: options.key, algorithms: settings.JWT_ALGORITHMS ?? [...asymmetricAlgorithms] }
+    : keySource(settings);
+  const cache = settings.JWT_CACHE_SIZE > 0 ? new LRUCache<string, Viewer>({ max: settings.JWT_CACHE_SIZE, ttlAutopurge: false }) : undefined;
+
+  async function verifyToken(token: string): Promise<Viewer> {
+    const verifyOptions = {
+      algorithms: source.algorithms,
+      issuer: settings.JWT_ISSUER,
+      audience: settings.JWT_AUDIENCE,
+      clockTolerance: settings.JWT_CLOCK_TOLERANCE_S,
+    };
+    const { payload } = source.key instanceof Uint8Array
+      ? await jwtVerify(token, source.key, verifyOptions)
+      // Separate call: jose's overloads take a key or a key resolver, not their union.
+      : await jwtVerify(token, source.key, verifyOptions);
+    const userId = payload[settings.JWT_USER_CLAIM];
+    if (typeof userId !== 'string' || userId === '') {
+      throw unauthorized('invalid_token', `the token has no ${settings.JWT_USER_CLAIM} claim`);
+    }
+    return { userId, claims: payload };
+  }
+
   return async (authorization) => {
-    const match = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
-    if (!match?.[1]) throw unauthorized('missing_token', 'an Authorization: Bearer token is required');
+    const match = authorization?.match(/^Bearer +([A-Za-z0-9_\-.=]+) *$/i);
+    if (!authorization || !/^Bearer\b/i.test(authorization)) throw unauthorized('missing_token', 'an Authorization: Bearer token is required');
+    if (!match?.[1] || match[1].length > maxTokenLength) throw unauthorized('invalid_token', 'the token is malformed');
+    const token = match[1];
+    const cached = cache?.get(token);
+    if (cached) return cached;
     try {
-      const { payload } = await jwtVerify(match[1], key, {
-        algorithms: ['HS256'],
-        issuer: settings.JWT_ISSUER,
-        audience: settings.JWT_AUDIENCE,
-        clockTolerance: settings.JWT_CLOCK_TOLERANCE_S,
-      });
-      const userId = payload[settings.JWT_USER_CLAIM];
-      if (typeof userId !== 'string' || userId === '') {
-        throw unauthorized('invalid_token', `the token has no ${settings.JWT_USER_CLAIM} claim`);
-      }
-      return { userId, claims: payload };
+      const viewer = await verifyToken(token);
+      // Remembered until exp (no exp: a minute), so an expired token is never served from cache.
+      const ttl = viewer.claims.exp ? viewer.claims.exp * 1000 - Date.now() : 60_000;
+      if (cache && ttl > 0) cache.set(token, viewer, { ttl });
+      return viewer;
     } catch (cause) {
       if (cause instanceof HttpError) throw cause;
       if (cause instanceof joseErrors.JWTExpired) throw unauthorized('token_expired', 'the token has expired', cause);
+      // Not a verdict on the token: the key set could not be fetched (network, timeout).
+      if (cause instanceof joseErrors.JWKSTimeout || !(cause instanceof joseErrors.JOSEError)) {
+        throw new HttpError(503, 'auth_keys_unavailable', 'the token keys could not be fetched; retry later', { 'Retry-After': '1' }, { cause });
+      }
       throw unauthorized('invalid_token', 'the token is invalid', cause);
     }
   };

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 import type { Message } from 'kafkajs';
 import { SCHEMA_VERSION, eventHeaders, type AcceptedEvent, type ClientEvent } from '../../shared/events.ts';
 
@@ -7,13 +7,13 @@ const maxClockSkewMs = 5 * 60_000;
 
 export interface Enrichment { userId: string; requestId: string; receivedAt: Date }
 
-/** Adds what only the server may say: who (from the token), when, and a stable event id. */
+/** Adds what only the server may say: who (from the token), when, and a stable event id (UUIDv7: time-ordered). */
 export function enrich(event: ClientEvent, { userId, requestId, receivedAt }: Enrichment): AcceptedEvent {
   const clientTime = event.client_ts === undefined ? undefined : new Date(event.client_ts);
   const trusted = clientTime && !Number.isNaN(clientTime.getTime()) && clientTime.getTime() <= receivedAt.getTime() + maxClockSkewMs;
   return {
     ...event,
-    event_id: event.event_id ?? randomUUID(),
+    event_id: event.event_id ?? uuidv7(),
     user_id: userId,
     received_at: receivedAt.toISOString(),
     occurred_at: (trusted ? clientTime : receivedAt).toISOString(),

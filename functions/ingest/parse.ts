@@ -53,3 +53,11 @@ function toArray(events: unknown): unknown[] {
   if (!Array.isArray(events)) throw new HttpError(400, 'invalid_events', 'events must be an array');
   return events;
 }
+
+/** The simple form `POST /v1/films/{film_id}/progress {position_s, duration_s?}` as one event. */
+export function filmProgressPayload(filmId: string | undefined, body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'invalid_event', 'the body must be a JSON object');
+  }
+  return { ...body, type: 'film_progress', film_id: filmId ? decodeURIComponent(filmId) : filmId };
+}

@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import type { Context, MSKEvent } from 'aws-lambda';
 import { createClickHouse } from '../../shared/clickhouse.ts';
-import { createProducer } from '../../shared/kafka.ts';
+import { createKafka, createProducer } from '../../shared/kafka.ts';
 import { config } from './config.ts';
 import { toDeadLetterMessage } from './dead-letter.ts';
 import { batchRecords, decodeRecord, deduplicationToken } from './decode.ts';
@@ -9,7 +9,7 @@ import { toClickHouseRow } from './rows.ts';
 
 // Created once per container and reused.
 const clickhouse = createClickHouse(config);
-const deadLetters = createProducer(config);
+const deadLetters = createProducer(createKafka(config), config);
 let deadLettersConnected: Promise<void> | undefined;
 
 /**

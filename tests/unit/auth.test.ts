@@ -4,7 +4,7 @@ import { createViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
 
 const secret = 'a-test-secret-of-sufficient-length';
-const verify = createViewerVerifier({ JWT_SECRET: secret, JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_ISSUER: 'auth', JWT_AUDIENCE: 'ugc' });
+const verify = createViewerVerifier({ JWT_SECRET: secret, JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 100, JWT_ISSUER: 'auth', JWT_AUDIENCE: 'ugc' });
 const sign = (build: (jwt: SignJWT) => SignJWT, key = secret) =>
   build(new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('viewer-7').setIssuer('auth').setAudience('ugc'))
     .sign(new TextEncoder().encode(key));
