@@ -46,24 +46,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await Promise.allSettled(started.reverse().map((s) => s.stop()));
   };
   try {
-    let broker: EmbeddedBroker | undefined;
-    let kafkaBrokers = env.KAFKA_BROKERS;
-    if (kafkaBrokers) await createTopics(kafkaBrokers.split(','), topics);
-    else {
-      broker = await startEmbeddedBroker({ brokers: options.brokers ?? 3, topics });
-      started.push(broker);
-      kafkaBrokers = broker.bootstrapServers;
-    }
+    const broker = env.KAFKA_BROKERS ? undefined : await startEmbeddedBroker({ brokers: options.brokers ?? 3, topics });
+    if (broker) started.push(broker);
+    else await createTopics(env.KAFKA_BROKERS!.split(','), topics);
+    const kafkaBrokers = broker?.bootstrapServers ?? env.KAFKA_BROKERS!;
 
-    let clickhouse: EmbeddedClickHouse | undefined;
-    let clickhouseUrl = env.CLICKHOUSE_URL;
-    if (!clickhouseUrl) {
-      const dataDir = resolve(options.dataDir ?? env.CLICKHOUSE_DATA_DIR ?? '.data/clickhouse');
-      await mkdir(dataDir, { recursive: true });
-      clickhouse = await startEmbeddedClickHouse({ dataDir, port: options.clickhousePort ?? Number(env.CLICKHOUSE_PORT ?? 8123) });
-      started.push(clickhouse);
-      clickhouseUrl = clickhouse.url;
-    }
+    const clickhouse = env.CLICKHOUSE_URL ? undefined : await startClickHouse(options, env);
+    if (clickhouse) started.push(clickhouse);
+    const clickhouseUrl = clickhouse?.url ?? env.CLICKHOUSE_URL!;
 
     const settings = {
       CLICKHOUSE_URL: clickhouseUrl,
@@ -96,6 +86,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await stop();
     throw error;
   }
+}
+
+async function startClickHouse(options: LocalStackOptions, env: NodeJS.ProcessEnv): Promise<EmbeddedClickHouse> {
+  const dataDir = resolve(options.dataDir ?? env.CLICKHOUSE_DATA_DIR ?? '.data/clickhouse');
+  await mkdir(dataDir, { recursive: true });
+  return startEmbeddedClickHouse({ dataDir, port: options.clickhousePort ?? Number(env.CLICKHOUSE_PORT ?? 8123) });
 }
 
 /** Creates the topics on a real cluster (compose, MSK); existing topics are left as they are. */
