@@ -39,3 +39,62 @@ describe('viewer token verification', () => {
     expect((await rejection('Basic dXNlcjpwYXNz')).code).toBe('missing_token');
   });
 });
+
+describe('viewer token verification with a JWKS URL (RS256/ES256)', async () => {
+  const { createServer } = await import('node:http');
+  const { exportJWK, exportSPKI, generateKeyPair } = await import('jose');
+  const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+  let fetches = 0;
+  const server = createServer((_req, res) => {
+    fetches += 1;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  const jwksVerify = createViewerVerifier({
+    JWT_JWKS_URL: `http://127.0.0.1:${address.port}/.well-known/jwks.json`,
+    JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 100,
+  });
+  const { afterAll } = await import('vitest');
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('verifies an RS256 token with the key fetched from the JWKS', async () => {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('viewer-rs').setExpirationTime('5m').sign(privateKey);
+    await expect(jwksVerify(`Bearer ${token}`)).resolves.toMatchObject({ userId: 'viewer-rs' });
+  });
+
+  it('refuses an HS256 token signed with the public key as secret (HS/RS confusion)', async () => {
+    // The classic attack: the server's public key (PEM), used as an HMAC secret.
+    const publicPem = new TextEncoder().encode(await exportSPKI(publicKey));
+    const confused = await new SignJWT({}).setProtectedHeader({ alg: 'HS256', kid: 'k1' }).setSubject('attacker').setExpirationTime('5m').sign(publicPem);
+    const error = await jwksVerify(`Bearer ${confused}`).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpError);
+    expect((error as HttpError).statusCode).toBe(401);
+  });
+
+  it('remembers a verified token until exp, so repeated requests cost no verification', async () => {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('viewer-cached').setExpirationTime('5m').sign(privateKey);
+    const first = await jwksVerify(`Bearer ${token}`);
+    const second = await jwksVerify(`Bearer ${token}`);
+    expect(second).toBe(first);
+    expect(fetches).toBe(1);
+  });
+});
+
+describe('verified-token cache', () => {
+  it('never serves a token that failed, nor one past its exp', async () => {
+    const cached = createViewerVerifier({ JWT_SECRET: secret, JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 0, JWT_CACHE_SIZE: 10 });
+    const bad = await sign((j) => j.setExpirationTime('5m'), 'another-secret-of-enough-length');
+    await expect(cached(`Bearer ${bad}`)).rejects.toBeInstanceOf(HttpError);
+    await expect(cached(`Bearer ${bad}`)).rejects.toBeInstanceOf(HttpError);
+    const shortLived = await sign((j) => j.setExpirationTime(Math.floor(Date.now() / 1000) + 1));
+    await expect(cached(`Bearer ${shortLived}`)).resolves.toMatchObject({ userId: 'viewer-7' });
+    await new Promise((r) => setTimeout(r, 1_100));
+    await expect(cached(`Bearer ${shortLived}`)).rejects.toMatchObject({ code: 'token_expired' });
+  });
+
+  it('refuses a huge token before parsing it', async () => {
+    await expect(verify(`Bearer ${'a'.repeat(1_000_000)}`)).rejects.toMatchObject({ statusCode: 401, code: 'invalid_token' });
+  });
+});
