@@ -1,0 +1,19 @@
+/** Small statistics for benchmarks: medians over rounds, percentiles over samples. */
+export function percentile(samples: number[], p: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export const median = (values: number[]): number => percentile(values, 50);
+
+export interface Row { benchmark: string; measured: string; baseline: string; ratio: string; target: string; verdict: string }
+
+/** Prints rows as one markdown table. */
+export function markdownTable(rows: Row[]): string {
+  const header = ['benchmark', 'measured', 'baseline (same run)', 'ratio', 'target', ''];
+  const lines = [header, header.map(() => '---'), ...rows.map((r) => [r.benchmark, r.measured, r.baseline, r.ratio, r.target, r.verdict])];
+  return lines.map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+}
+
+export const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
