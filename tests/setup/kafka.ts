@@ -4,7 +4,7 @@ import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 // Consumer settings the mock cluster needs for fast group joins (see DESIGN.md).
 export const consumerTimings = { sessionTimeout: 6000, heartbeatInterval: 1000, maxWaitTimeInMs: 500 };
 
-export interface ReadMessage extends KafkaMessage { partition: number }
+export type ReadMessage = KafkaMessage & { partition: number };
 
 /**
  * Reads a topic from the beginning with a fresh consumer group until `count` messages arrived,

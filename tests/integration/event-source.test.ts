@@ -1,0 +1,430 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Kafka, logLevel, type IHeaders, type KafkaMessage, type Message, type Producer } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AwsKafkaEvent, AwsKafkaRecord } from '../../localstack/event-source/aws-kafka-event.ts';
+import { eventSourceDeadLetterHeaders as dlq } from '../../localstack/event-source/dead-letter.ts';
+import {
+  jsonLineLogger,
+  KafkaEventSource,
+  type KafkaEventSourceConfig,
+} from '../../localstack/event-source/kafka-event-source.ts';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../localstack/kafka/broker.ts';
+
+const awsSample = JSON.parse(readFileSync(new URL('../fixtures/aws-msk-event.json', import.meta.url), 'utf8')) as AwsKafkaEvent;
+const awsSampleRecord = Object.values(awsSample.records)[0]![0]!;
+
+// Set DEBUG_EVENT_SOURCE=1 to see the emulator's JSON log lines.
+const logger = process.env.DEBUG_EVENT_SOURCE ? jsonLineLogger('debug') : () => {};
+
+/**
+ * The structure of a JSON value: same keys, same value types, recursively. Arrays reduce to the
+ * distinct shapes of their items; header names (data, not structure) become "<name>".
+ */
+function shapeOf(value: unknown, key?: string): unknown {
+  if (Array.isArray(value)) {
+    const items = value.map((v) => shapeOf(key === 'headers' ? { '<name>': Object.values(v as object)[0] } : v));
+    return [...new Set(items.map((i) => JSON.stringify(i)))].map((i) => JSON.parse(i) as unknown);
+  }
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .map(([k, v]) => [k, shapeOf(v, k)])
+        .sort(([a], [b]) => String(a).localeCompare(String(b))),
+    );
+  }
+  return value === null ? 'null' : typeof value;
+}
+
+function decodeHeaders(headers: Record<string, number[]>[]): [string, string][] {
+  return headers.flatMap((h) => Object.entries(h).map(([k, v]): [string, string] => [k, Buffer.from(v).toString()]));
+}
+
+function allRecords(events: AwsKafkaEvent[]): AwsKafkaRecord[] {
+  return events.flatMap((e) => Object.values(e.records).flat());
+}
+
+async function until<T>(check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Records every event the "function" receives, with the time it arrived. */
+function fakeFunction(behaviour: (event: AwsKafkaEvent, call: number) => void = () => {}) {
+  const events: AwsKafkaEvent[] = [];
+  const arrivals: number[] = [];
+  let calls = 0;
+  return {
+    events,
+    arrivals,
+    get calls() {
+      return calls;
+    },
+    invoke: async (event: AwsKafkaEvent): Promise<void> => {
+      calls += 1;
+      arrivals.push(Date.now());
+      events.push(structuredClone(event));
+      behaviour(event, calls);
+    },
+    records: () => allRecords(events),
+    waitForRecords: (count: number, timeoutMs = 10_000) =>
+      until(() => (allRecords(events).length >= count ? allRecords(events) : undefined), timeoutMs, `${count} records`),
+  };
+}
+
+// Each test has its own topic and group, so they run concurrently: group joins on the mock
+// broker take seconds, and would otherwise dominate the run time.
+describe.concurrent('Kafka event source emulator (against the embedded broker)', () => {
+  let broker: EmbeddedBroker;
+  let kafka: Kafka;
+  let producer: Producer;
+  const running: KafkaEventSource[] = [];
+
+  beforeAll(async () => {
+    broker = await startEmbeddedBroker({ brokers: 1 });
+    kafka = new Kafka({ clientId: 'event-source-test', brokers: broker.brokers, logLevel: logLevel.NOTHING });
+    producer = kafka.producer({ idempotent: false, allowAutoTopicCreation: false });
+    await producer.connect();
+  });
+
+  afterAll(async () => {
+    await Promise.all(running.splice(0).map((s) => s.stop()));
+    await producer?.disconnect();
+    await broker?.stop();
+  });
+
+  /** A topic and consumer group no other test uses. */
+  async function freshTopic(partitions: number): Promise<{ topic: string; group: string }> {
+    const id = randomUUID().slice(0, 8);
+    const topic = `esm-test-${id}`;
+    await broker.createTopic(topic, partitions);
+    return { topic, group: `esm-test-group-${id}` };
+  }
+
+  async function start(config: Partial<KafkaEventSourceConfig> & Pick<KafkaEventSourceConfig, 'topic' | 'consumerGroupId' | 'invoke'>) {
+    const source = new KafkaEventSource({
+      brokers: broker.brokers,
+      kind: 'kafka',
+      batchSize: 100,
+      maximumBatchingWindowSeconds: 0.1,
+      retryBackoff: { initialMs: 50, maxMs: 200 },
+      logger,
+      ...config,
+    });
+    running.push(source);
+    await source.start();
+    return source;
+  }
+
+  async function stop(source: KafkaEventSource): Promise<void> {
+    running.splice(running.indexOf(source), 1);
+    await source.stop();
+  }
+
+  async function produce(topic: string, messages: Message[]): Promise<void> {
+    await producer.send({ topic, acks: -1, messages });
+  }
+
+  async function committed(group: string, topic: string): Promise<Record<number, string>> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+      return Object.fromEntries((offsets?.partitions ?? []).map((p) => [p.partition, p.offset]));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  async function readTopic(topic: string, count: number): Promise<KafkaMessage[]> {
+    const consumer = kafka.consumer({ groupId: `reader-${randomUUID()}`, sessionTimeout: 6000, heartbeatInterval: 1000, maxWaitTimeInMs: 200 });
+    const received: KafkaMessage[] = [];
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => void received.push(message) });
+    try {
+      await until(() => (received.length >= count ? true : undefined), 10_000, `${count} messages on ${topic}`);
+      return received;
+    } finally {
+      await consumer.disconnect();
+    }
+  }
+
+  it('delivers events shaped exactly like the AWS MSK sample, with the produced keys, values and headers', async () => {
+    const { topic, group } = await freshTopic(2);
+    const fn = fakeFunction();
+    const arn = 'arn:aws:kafka:eu-central-1:000000000000:cluster/local/00000000-0000-0000-0000-000000000000-1';
+    await start({ topic, consumerGroupId: group, invoke: fn.invoke, kind: 'msk', eventSourceArn: arn });
+
+    const produced = [0, 1, 2, 3].map((i) => ({
+      partition: i % 2,
+      key: `user-${i}`,
+      value: JSON.stringify({ film: i, 'é': '✓' }),
+      headers: { 'event-type': `progress-${i}`, trace: Buffer.from([0, 1, 255]) },
+    }));
+    await produce(topic, [...produced, { partition: 0, key: null, value: 'no key', headers: {} }]);
+    const records = await fn.waitForRecords(5);
+
+    for (const event of fn.events) {
+      expect(event.eventSource).toBe('aws:kafka');
+      expect((event as { eventSourceArn?: string }).eventSourceArn).toBe(arn);
+      expect(event.bootstrapServers).toBe(broker.brokers.join(','));
+      expect(Object.keys(event).sort()).toEqual(Object.keys(awsSample).sort());
+      for (const [group, list] of Object.entries(event.records)) {
+        for (const record of list) expect(group).toBe(`${record.topic}-${record.partition}`);
+      }
+    }
+    const keyed = records.filter((r) => r.key !== undefined);
+    expect(keyed).toHaveLength(4);
+    for (const record of keyed) {
+      expect(shapeOf(record)).toEqual(shapeOf(awsSampleRecord));
+      const i = Number(Buffer.from(record.key!, 'base64').toString().replace('user-', ''));
+      const p = produced[i]!;
+      expect(record.topic).toBe(topic);
+      expect(record.partition).toBe(p.partition);
+      expect(Buffer.from(record.value, 'base64').toString()).toBe(p.value);
+      expect(decodeHeaders(record.headers)).toEqual([
+        ['event-type', p.headers['event-type']],
+        ['trace', Buffer.from([0, 1, 255]).toString()],
+      ]);
+      expect(record.headers[1]!.trace).toEqual([0, 1, 255]);
+      expect(record.timestampType).toBe('CREATE_TIME');
+      expect(Math.abs(record.timestamp - Date.now())).toBeLessThan(60_000);
+    }
+    // Whole event against the sample, for an event with keyed records only.
+    const unkeyed = records.find((r) => r.key === undefined)!;
+    expect(Buffer.from(unkeyed.value, 'base64').toString()).toBe('no key');
+    const { key: _key, ...sampleWithoutKey } = awsSampleRecord;
+    expect(shapeOf(unkeyed)).toEqual(shapeOf({ ...sampleWithoutKey, headers: [] }));
+    // Offsets within a partition are consecutive and in order.
+    for (const partition of [0, 1]) {
+      const offsets = records.filter((r) => r.partition === partition).map((r) => r.offset);
+      expect(offsets).toEqual(offsets.map((_, i) => i));
+    }
+    // The envelope: same keys and types as the sample, records keyed "topic-partition".
+    for (const event of fn.events) {
+      expect(shapeOf({ ...event, records: {} })).toEqual(shapeOf({ ...awsSample, records: {} }));
+    }
+  });
+
+  it('does not commit while the function fails; a stopped source leaves the batch to the next consumer of the group', async () => {
+    const { topic, group } = await freshTopic(1);
+    const failing = fakeFunction(() => {
+      throw new Error('ClickHouse is down');
+    });
+    const first = await start({ topic, consumerGroupId: group, invoke: failing.invoke });
+    await produce(topic, [{ value: 'a' }, { value: 'b' }, { value: 'c' }]);
+    await until(() => (failing.calls >= 3 ? true : undefined), 10_000, 'three failed attempts');
+    // Every attempt carried the same records.
+    for (const event of failing.events) expect(allRecords([event]).map((r) => r.offset)).toEqual([0, 1, 2]);
+    expect(await committed(group, topic)).toEqual({ 0: '-1' });
+    await stop(first);
+
+    const ok = fakeFunction();
+    const second = await start({ topic, consumerGroupId: group, invoke: ok.invoke });
+    const redelivered = await ok.waitForRecords(3);
+    expect(redelivered.map((r) => Buffer.from(r.value, 'base64').toString())).toEqual(['a', 'b', 'c']);
+    await expectCommitted(group, topic, { 0: '3' });
+    await stop(second);
+
+    // A new consumer of the group starts after the committed records.
+    const third = fakeFunction();
+    await start({ topic, consumerGroupId: group, invoke: third.invoke });
+    await produce(topic, [{ value: 'd' }]);
+    const after = await third.waitForRecords(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(third.records().map((r) => Buffer.from(r.value, 'base64').toString())).toEqual(['d']);
+    expect(after[0]!.offset).toBe(3);
+  });
+
+  async function expectCommitted(group: string, topic: string, expected: Record<number, string>): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    let last: Record<number, string> = {};
+    while (Date.now() < deadline) {
+      last = await committed(group, topic);
+      if (JSON.stringify(last) === JSON.stringify(expected)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(last).toEqual(expected);
+  }
+
+  it('retries a failed batch with backoff and commits once the function succeeds', async () => {
+    const { topic, group } = await freshTopic(1);
+    const fn = fakeFunction((_, call) => {
+      if (call <= 2) throw new Error(`transient ${call}`);
+    });
+    await start({ topic, consumerGroupId: group, invoke: fn.invoke, retryBackoff: { initialMs: 200, maxMs: 1000 } });
+    await produce(topic, [{ value: 'x' }, { value: 'y' }]);
+    await until(() => (fn.calls >= 3 ? true : undefined), 10_000, 'third attempt');
+    // Exponential backoff: 200 ms, then 400 ms.
+    expect(fn.arrivals[1]! - fn.arrivals[0]!).toBeGreaterThanOrEqual(190);
+    expect(fn.arrivals[2]! - fn.arrivals[1]!).toBeGreaterThanOrEqual(390);
+    expect(fn.events.map((e) => allRecords([e]).map((r) => r.offset))).toEqual([[0, 1], [0, 1], [0, 1]]);
+    await expectCommitted(group, topic, { 0: '2' });
+  });
+
+  it('after the retry limit sends the records to the on-failure topic and moves on to later records', async () => {
+    const { topic, group } = await freshTopic(1);
+    const deadLetterTopic = `${topic}.dlq`;
+    await broker.createTopic(deadLetterTopic, 1);
+    const fn = fakeFunction((event) => {
+      if (allRecords([event]).some((r) => Buffer.from(r.value, 'base64').toString() === 'poison')) throw new Error('cannot parse');
+    });
+    await start({
+      topic,
+      consumerGroupId: group,
+      invoke: fn.invoke,
+      batchSize: 1,
+      maximumRetryAttempts: 2,
+      onFailure: { topic: deadLetterTopic },
+      functionName: 'ugc-ingest-test-writer',
+    });
+    await produce(topic, [
+      { value: 'good-1' },
+      { key: 'k', value: 'poison', headers: { trace: 't-1' } },
+      { value: 'good-2' },
+    ]);
+    await until(() => (fn.records().some((r) => Buffer.from(r.value, 'base64').toString() === 'good-2') ? true : undefined), 10_000, 'good-2');
+    const poisonAttempts = fn.records().filter((r) => Buffer.from(r.value, 'base64').toString() === 'poison');
+    expect(poisonAttempts).toHaveLength(3); // first try + 2 retries
+    await expectCommitted(group, topic, { 0: '3' });
+
+    const [dead] = await readTopic(deadLetterTopic, 1);
+    const header = (name: string): string | undefined => (dead!.headers as IHeaders)[name]?.toString();
+    expect(dead!.key?.toString()).toBe('k');
+    expect(dead!.value?.toString()).toBe('poison');
+    expect(header('trace')).toBe('t-1');
+    expect(header(dlq.topic)).toBe(topic);
+    expect(header(dlq.partition)).toBe('0');
+    expect(header(dlq.offset)).toBe('1');
+    expect(header(dlq.attempts)).toBe('3');
+    expect(header(dlq.reason)).toBe('Error: cannot parse');
+    expect(header(dlq.functionName)).toBe('ugc-ingest-test-writer');
+    expect(header(dlq.consumerGroup)).toBe(group);
+  });
+
+  it('never puts more than batchSize records in one event', async () => {
+    const { topic, group } = await freshTopic(3);
+    await produce(topic, Array.from({ length: 23 }, (_, i) => ({ partition: i % 3, value: `m${i}` })));
+    const fn = fakeFunction();
+    await start({ topic, consumerGroupId: group, invoke: fn.invoke, batchSize: 5, maximumBatchingWindowSeconds: 0.5 });
+    const records = await fn.waitForRecords(23);
+    expect(records).toHaveLength(23);
+    for (const event of fn.events) expect(allRecords([event]).length).toBeLessThanOrEqual(5);
+    // Records were all waiting: every event but the last is full.
+    expect(fn.events.slice(0, -1).every((e) => allRecords([e]).length === 5)).toBe(true);
+    await expectCommitted(group, topic, { 0: '8', 1: '8', 2: '7' });
+  });
+
+  it('gathers records produced slowly into one event and sends it when the batching window ends', async () => {
+    const { topic, group } = await freshTopic(2);
+    const fn = fakeFunction();
+    const windowMs = 1500;
+    await start({ topic, consumerGroupId: group, invoke: fn.invoke, maximumBatchingWindowSeconds: windowMs / 1000 });
+    const firstProducedAt = Date.now();
+    for (let i = 0; i < 5; i++) {
+      await produce(topic, [{ partition: i % 2, value: `slow-${i}` }]);
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await fn.waitForRecords(5, 5_000);
+    expect(fn.events).toHaveLength(1);
+    expect(Object.keys(fn.events[0]!.records).sort()).toEqual([`${topic}-0`, `${topic}-1`]);
+    const latency = fn.arrivals[0]! - firstProducedAt;
+    expect(latency).toBeGreaterThanOrEqual(windowMs);
+    expect(latency).toBeLessThan(windowMs + 1000); // fetch wait (≤ 500 ms) + slack
+  });
+
+  it('starts a new group at the end (LATEST), at the beginning (TRIM_HORIZON) or at a timestamp (AT_TIMESTAMP)', async () => {
+    const { topic } = await freshTopic(2);
+    const now = Date.now();
+    // Partition 0: four records 3 s, 2 s, 1 s and 0 s old; partition 1: one record 4 s old.
+    await produce(topic, [
+      ...[3000, 2000, 1000, 0].map((age, i) => ({ partition: 0, value: `p0-${i}`, timestamp: String(now - age) })),
+      { partition: 1, value: 'p1-0', timestamp: String(now - 4000) },
+    ]);
+    const latest = fakeFunction();
+    const horizon = fakeFunction();
+    const atTime = fakeFunction();
+    await Promise.all([
+      start({ topic, consumerGroupId: `${topic}-latest`, invoke: latest.invoke, startingPosition: 'LATEST' }),
+      start({ topic, consumerGroupId: `${topic}-horizon`, invoke: horizon.invoke, startingPosition: 'TRIM_HORIZON' }),
+      start({
+        topic,
+        consumerGroupId: `${topic}-at`,
+        invoke: atTime.invoke,
+        startingPosition: 'AT_TIMESTAMP',
+        startingPositionTimestamp: (now - 1500) / 1000,
+      }),
+    ]);
+    await produce(topic, [{ partition: 1, value: 'new' }]);
+    const values = (fn: ReturnType<typeof fakeFunction>) => fn.records().map((r) => Buffer.from(r.value, 'base64').toString()).sort();
+
+    await latest.waitForRecords(1);
+    await horizon.waitForRecords(6);
+    await atTime.waitForRecords(3);
+    await new Promise((r) => setTimeout(r, 500)); // nothing else arrives
+    expect(values(latest)).toEqual(['new']);
+    expect(values(horizon)).toEqual(['new', 'p0-0', 'p0-1', 'p0-2', 'p0-3', 'p1-0']);
+    expect(values(atTime)).toEqual(['new', 'p0-2', 'p0-3']);
+    expect(atTime.records().filter((r) => r.partition === 0).map((r) => r.offset)).toEqual([2, 3]);
+  });
+
+  it('pauses fetching while its buffer is full and still delivers every record once, in partition order', async () => {
+    const { topic, group } = await freshTopic(2);
+    await produce(topic, Array.from({ length: 400 }, (_, i) => ({ partition: i % 2, value: String(i) })));
+    const lines: string[] = [];
+    const fn = fakeFunction();
+    let first = true;
+    await start({
+      topic,
+      consumerGroupId: group,
+      batchSize: 10,
+      logger: (_level, msg) => void lines.push(msg),
+      invoke: async (event) => {
+        // A slow first invoke lets the buffer (max(2 × batchSize, 100) records) fill up.
+        if (first) await new Promise((r) => setTimeout(r, 1000));
+        first = false;
+        await fn.invoke(event);
+      },
+    });
+    const records = await fn.waitForRecords(400, 20_000);
+    expect(lines).toContain('buffer full, fetching paused');
+    expect(records).toHaveLength(400);
+    for (const partition of [0, 1]) {
+      const offsets = records.filter((r) => r.partition === partition).map((r) => r.offset);
+      expect(offsets).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    }
+    await expectCommitted(group, topic, { 0: '200', 1: '200' });
+  });
+
+  it('stop() waits for the invoke in flight and commits it', async () => {
+    const { topic, group } = await freshTopic(1);
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let started = false;
+    let finished = false;
+    const source = await start({
+      topic,
+      consumerGroupId: group,
+      invoke: async () => {
+        started = true;
+        await gate;
+        finished = true;
+      },
+    });
+    await produce(topic, [{ value: 'slow' }]);
+    await until(() => (started ? true : undefined), 10_000, 'the invoke');
+    const stopped = stop(source);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(finished).toBe(false);
+    release();
+    await stopped;
+    expect(finished).toBe(true);
+    await expectCommitted(group, topic, { 0: '1' });
+  });
+});
