@@ -1,4 +1,4 @@
-import { Kafka, CompressionTypes, logLevel, type Producer } from 'kafkajs';
+import { Kafka, CompressionTypes, Partitioners, logLevel, type Producer } from 'kafkajs';
 
 export interface KafkaSettings {
   KAFKA_BROKERS: string[];
@@ -35,6 +35,8 @@ export function createProducer(kafka: Kafka, settings: KafkaSettings): Producer 
     idempotent: settings.KAFKA_IDEMPOTENT,
     maxInFlightRequests: settings.KAFKA_IDEMPOTENT ? 1 : undefined,
     allowAutoTopicCreation: false,
+    // murmur2, as the Java client: a user's key lands on the same partition whoever produces it.
+    createPartitioner: Partitioners.DefaultPartitioner,
   });
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { MSKEvent, MSKRecord } from 'aws-lambda';
 import { acceptedEvent, type AcceptedEvent } from '../../shared/events.ts';
 
@@ -33,20 +34,22 @@ export function batchRecords(event: MSKEvent): MSKRecord[] {
 }
 
 /**
- * A token that names the batch by its offset ranges: a redelivered batch has the same records,
- * so the same token, and ClickHouse drops the repeated insert.
+ * A token that names the batch by its offset ranges and a digest of its values: a redelivered
+ * batch has the same records, so the same token, and ClickHouse drops the repeated insert.
+ * The digest keeps different data at reused offsets (a recreated topic, a restarted in-memory
+ * broker) from being mistaken for a repeat and silently dropped.
  */
 export function deduplicationToken(records: MSKRecord[]): string {
   const ranges = new Map<string, { first: number; last: number }>();
-  for (const record of records) {
+  const digest = createHash('sha256');
+  for (const record of [...records].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition || Number(a.offset) - Number(b.offset))) {
     const key = `${record.topic}-${record.partition}`;
     const offset = Number(record.offset);
     const range = ranges.get(key);
     if (!range) ranges.set(key, { first: offset, last: offset });
-    else {
-      range.first = Math.min(range.first, offset);
-      range.last = Math.max(range.last, offset);
-    }
+    else range.last = offset;
+    digest.update(`${key}:${offset}:${record.value ?? ''}\n`);
   }
-  return [...ranges.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, r]) => `${key}:${r.first}-${r.last}`).join(',');
+  const offsets = [...ranges.entries()].map(([key, r]) => `${key}:${r.first}-${r.last}`).join(',');
+  return `${offsets}/${digest.digest('base64url').slice(0, 22)}`;
 }
