@@ -12,7 +12,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'stack',
-          include: ['tests/integration/**/*.test.ts', 'tests/e2e/**/*.test.ts'],
+          include: ['tests/integration/**/*.test.ts', 'tests/reliability/**/*.test.ts', 'tests/e2e/**/*.test.ts'],
           // One embedded Kafka broker + ClickHouse server for these files.
           globalSetup: ['tests/setup/global-setup.ts'],
         },
