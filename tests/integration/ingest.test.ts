@@ -39,6 +39,27 @@ async function post(body: string, { userId = 'viewer-1', contentType = 'applicat
 }
 
 describe('ingest against the embedded Kafka broker', () => {
+  it('turns POST /v1/films/{film_id}/progress into one film_progress message for the token user', async () => {
+    const userId = `viewer-${randomUUID()}`;
+    const event = {
+      routeKey: 'POST /v1/films/{film_id}/progress', body: JSON.stringify({ position_s: 42, duration_s: 5400 }), isBase64Encoded: false,
+      pathParameters: { film_id: 'tt0068646' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await signDevToken(userId, { secret })}` },
+      requestContext: { requestId: randomUUID() },
+    } as unknown as APIGatewayProxyEventV2;
+    const res = await handler(event, context());
+    expect(res.statusCode).toBe(202);
+    const messages = (await readTopic(broker.brokers, topic, 1, { settleMs: 1_000 })).filter((m) => String(m.key) === userId);
+    expect(messages).toHaveLength(1);
+    expect(JSON.parse(String(messages[0]!.value))).toMatchObject({ type: 'film_progress', film_id: 'tt0068646', position_s: 42, duration_s: 5400, user_id: userId });
+  });
+
+  it('answers GET /v1/health with Kafka reachability', async () => {
+    const res = await handler({ routeKey: 'GET /v1/health', headers: {}, requestContext: {} } as unknown as APIGatewayProxyEventV2, context());
+    expect(res.statusCode).toBe(200);
+    expect(JSON.parse(String(res.body))).toEqual({ status: 'ok', kafka: 'reachable' });
+  });
+
   it('produces one message per accepted event, keyed by the token user, with type headers, and answers 202 after the ack', async () => {
     const userId = `viewer-${randomUUID()}`;
     const events = [

@@ -32,6 +32,7 @@ describe('viewer token verification', () => {
     expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime(now - 60))}`)).code).toBe('token_expired');
     expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setNotBefore(now + 600))}`)).statusCode).toBe(401);
     expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setIssuer('evil'))}`)).statusCode).toBe(401);
+    expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setAudience('another-api'))}`)).statusCode).toBe(401);
     expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m'), 'another-secret-of-enough-length')}`)).statusCode).toBe(401);
     const unsigned = new UnsecuredJWT({}).setSubject('viewer-7').setIssuer('auth').setAudience('ugc').setExpirationTime('5m').encode();
     expect((await rejection(`Bearer ${unsigned}`)).code).toBe('invalid_token');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseEvents, readJsonBody } from '../../functions/ingest/parse.ts';
+import { filmProgressPayload, parseEvents, readJsonBody } from '../../functions/ingest/parse.ts';
 import { enrich, toKafkaMessage } from '../../functions/ingest/messages.ts';
 import { HttpError } from '../../shared/errors.ts';
 
@@ -72,5 +72,18 @@ describe('ingest enrichment and Kafka message', () => {
     expect(enrich(past, { userId: 'u', requestId: 'r', receivedAt }).occurred_at).toBe('2026-11-23T09:59:00.000Z');
     const future = parseEvents({ ...progress, client_ts: Date.parse('2026-11-24T00:00:00Z') }, limits).valid[0]!.event;
     expect(enrich(future, { userId: 'u', requestId: 'r', receivedAt }).occurred_at).toBe(receivedAt.toISOString());
+  });
+});
+
+describe('the simple progress form', () => {
+  it('is the same as one film_progress event for the film in the path', () => {
+    const parsed = parseEvents(filmProgressPayload('tt%2F1', { position_s: 30, duration_s: 100 }), limits);
+    expect(parsed.valid[0]!.event).toEqual({ type: 'film_progress', film_id: 'tt/1', position_s: 30, duration_s: 100 });
+  });
+
+  it('cannot be used to smuggle another type or film, and refuses non-objects', () => {
+    expect(filmProgressPayload('f1', { type: 'film_rating', film_id: 'other', position_s: 1 })).toMatchObject({ type: 'film_progress', film_id: 'f1' });
+    expect(httpError(() => filmProgressPayload('f1', [1]))).toMatchObject({ statusCode: 400 });
+    expect(parseEvents(filmProgressPayload('f1', { position_s: 'ten' }), limits).rejected).toHaveLength(1);
   });
 });
