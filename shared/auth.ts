@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { env } from './config.ts';
 import { HttpError } from './errors.ts';
+import { secretLocation, secretReader } from './secrets.ts';
 
 const asymmetricAlgorithms = ['RS256', 'ES256'] as const;
 
@@ -10,6 +11,9 @@ const asymmetricAlgorithms = ['RS256', 'ES256'] as const;
 export const authEnv = {
   // HS256 shared secret, as the cinema's Auth service issues tokens today.
   JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Deployed stages: the same secret read from SSM Parameter Store (SecureString) or Secrets Manager.
+  JWT_SECRET_PARAMETER: z.string().startsWith('/', 'must be a full parameter name starting with /').optional(),
+  JWT_SECRET_SECRET_ARN: z.string().optional(),
   // Or a JWKS URL (RS256/ES256); keys are cached and rotated by jose.
   JWT_JWKS_URL: z.url().optional(),
   JWT_ALGORITHMS: z
@@ -26,6 +30,8 @@ export const authEnv = {
 
 export interface AuthSettings {
   JWT_SECRET?: string | undefined;
+  JWT_SECRET_PARAMETER?: string | undefined;
+  JWT_SECRET_SECRET_ARN?: string | undefined;
   JWT_JWKS_URL?: string | undefined;
   JWT_ALGORITHMS?: string[] | undefined;
   JWT_ISSUER?: string | undefined;
@@ -117,5 +123,33 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
       }
       throw unauthorized('invalid_token', 'the token is invalid', cause);
     }
+  };
+}
+
+/**
+ * The verifier for the configured key source. With JWT_SECRET_PARAMETER / JWT_SECRET_SECRET_ARN
+ * the HS256 secret is read on the first request and cached (see shared/secrets.ts); when the
+ * stored secret rotates, the verifier is rebuilt. A store that cannot be read answers 503.
+ */
+export function createConfiguredViewerVerifier(
+  settings: AuthSettings,
+  { readSecret, maxAgeS }: { readSecret?: () => Promise<string>; maxAgeS?: number } = {},
+): ViewerVerifier {
+  const source = { name: 'JWT_SECRET', value: settings.JWT_SECRET, parameterName: settings.JWT_SECRET_PARAMETER, secretId: settings.JWT_SECRET_SECRET_ARN };
+  const location = secretLocation(source);
+  if (location === 'value' || location === undefined) return createViewerVerifier(settings);
+  if (settings.JWT_JWKS_URL) throw new Error('set either a JWT secret or JWT_JWKS_URL, not both');
+  const read = readSecret ?? secretReader(source, { maxAgeS });
+  let current: { secret: string; verify: ViewerVerifier } | undefined;
+  return async (authorization) => {
+    let secret: string;
+    try {
+      secret = await read();
+    } catch (cause) {
+      throw new HttpError(503, 'auth_keys_unavailable', 'the token keys could not be fetched; retry later', { 'Retry-After': '1' }, { cause });
+    }
+    if (secret.length < 16) throw new Error('JWT secret from the store: must be at least 16 characters');
+    if (current?.secret !== secret) current = { secret, verify: createViewerVerifier({ ...settings, JWT_SECRET: secret, JWT_SECRET_PARAMETER: undefined, JWT_SECRET_SECRET_ARN: undefined }) };
+    return current.verify(authorization);
   };
 }

@@ -6,16 +6,26 @@ import { z } from 'zod';
  */
 export const SCHEMA_VERSION = 1;
 
-const filmId = z.string().min(1).max(64);
-const url = z.string().min(1).max(2048);
+// Only whole Unicode text: a lone UTF-16 surrogate (valid in JSON as "\ud800") cannot be stored
+// by ClickHouse's JSON input, and one such event would fail every insert of its batch.
+const loneSurrogate = /\p{Cs}/u;
+const text = (max: number) =>
+  z.string().min(1).max(max).refine((s) => !loneSurrogate.test(s), 'must be valid Unicode text (no lone surrogates)');
+const filmId = text(64);
+const url = text(2048);
+// Largest value of the UInt32 columns the counters are stored in (wider values would wrap silently).
+const maxUInt32 = 4_294_967_295;
+// 9999-12-31T23:59:59.999Z: later epoch values have no 4-digit-year ISO form ClickHouse can read.
+const maxEpochMs = 253_402_300_799_999;
 
 /** Fields common to every event, as the browser sends them. */
 const envelope = {
   event_id: z.uuid().optional(),
   // Client clock, ISO 8601 or epoch milliseconds; the server clock is authoritative (received_at).
-  client_ts: z.union([z.iso.datetime({ offset: true }), z.number().int().nonnegative()]).optional(),
+  client_ts: z.union([z.iso.datetime({ offset: true }), z.number().int().nonnegative().max(maxEpochMs)]).optional(),
 };
 
+// `.meta({ examples })` only documents (the OpenAPI document shows and tests them); validation is unchanged.
 export const eventSchemas = {
   film_progress: z.strictObject({
     type: z.literal('film_progress'),
@@ -23,37 +33,40 @@ export const eventSchemas = {
     film_id: filmId,
     position_s: z.number().int().min(0).max(1_000_000),
     duration_s: z.number().int().min(0).max(1_000_000).optional(),
-  }),
+  }).meta({ examples: [
+    { type: 'film_progress', film_id: 'tt0111161', position_s: 120, duration_s: 8520 },
+    { type: 'film_progress', event_id: '0190c3d2-7a4b-7c1e-9f00-5a1b2c3d4e5f', client_ts: '2025-05-01T20:15:00.000Z', film_id: 'tt0068646', position_s: 3600 },
+  ] }),
   film_rating: z.strictObject({
     type: z.literal('film_rating'),
     ...envelope,
     film_id: filmId,
     score: z.number().int().min(1).max(10),
-  }),
+  }).meta({ examples: [{ type: 'film_rating', film_id: 'tt0111161', score: 9 }] }),
   bookmark: z.strictObject({
     type: z.literal('bookmark'),
     ...envelope,
     film_id: filmId,
     action: z.enum(['add', 'remove']),
-  }),
+  }).meta({ examples: [{ type: 'bookmark', film_id: 'tt0468569', action: 'add', client_ts: 1746130500000 }] }),
   page_view: z.strictObject({
     type: z.literal('page_view'),
     ...envelope,
     url,
     referrer: url.optional(),
-  }),
+  }).meta({ examples: [{ type: 'page_view', url: '/films/tt0111161', referrer: '/search?q=shawshank' }] }),
   click: z.strictObject({
     type: z.literal('click'),
     ...envelope,
     url,
-    element: z.string().min(1).max(256),
-  }),
+    element: text(256),
+  }).meta({ examples: [{ type: 'click', url: '/films/tt0111161', element: 'play-button' }] }),
   search: z.strictObject({
     type: z.literal('search'),
     ...envelope,
-    query: z.string().min(1).max(512),
-    results_count: z.number().int().min(0),
-  }),
+    query: text(512),
+    results_count: z.number().int().min(0).max(maxUInt32),
+  }).meta({ examples: [{ type: 'search', query: 'shawshank', results_count: 3 }] }),
 } as const;
 
 export type EventType = keyof typeof eventSchemas;
@@ -75,7 +88,7 @@ export const acceptedEvent = z.intersection(
   clientEvent,
   z.object({
     event_id: z.uuid(),
-    user_id: z.string().min(1),
+    user_id: text(Number.MAX_SAFE_INTEGER),
     received_at: z.iso.datetime(),
     occurred_at: z.iso.datetime(),
     request_id: z.string(),

@@ -1,38 +1,55 @@
 import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { createViewerVerifier } from '../../shared/auth.ts';
+import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
 import { httpErrors, json, type HttpHandlerResult } from '../../shared/http.ts';
 import { createKafka, createProducer } from '../../shared/kafka.ts';
+import { buildOpenApiDocument, renderDocsPage } from '../../shared/openapi.ts';
+import { countByCode, httpAccessLog, logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { enrich, toKafkaMessage } from './messages.ts';
 import { filmProgressPayload, parseEvents, readJsonBody } from './parse.ts';
 import { createEventProducer, createKafkaProbe } from './produce.ts';
 
 // Created once per container and reused; connected on first use.
-const verifyViewer = createViewerVerifier(config);
+const verifyViewer = createConfiguredViewerVerifier(config, { maxAgeS: config.SECRETS_MAX_AGE_S });
 const kafka = createKafka(config);
 const produce = createEventProducer(createProducer(kafka, config), config.KAFKA_TOPIC);
 const kafkaReachable = createKafkaProbe(kafka);
 const limits = { maxBodyBytes: config.MAX_BODY_BYTES, maxEvents: config.MAX_EVENTS_PER_REQUEST };
+const openApiDocument = buildOpenApiDocument({ maxEventsPerRequest: config.MAX_EVENTS_PER_REQUEST, maxBodyBytes: config.MAX_BODY_BYTES });
+const openApiJson = JSON.stringify(openApiDocument);
+const docsPage = renderDocsPage(openApiDocument);
 // Leave the Lambda this much time to answer 503 before its own timeout.
 const answerReserveMs = 500;
 
 async function accept(payload: unknown, event: APIGatewayProxyEventV2, context: Context, userId: string): Promise<HttpHandlerResult> {
   const { valid, rejected } = parseEvents(payload, limits);
+  if (rejected.length > 0) countByCode(metricNames.eventsRejected, countCodes(rejected));
   if (valid.length === 0) return json(400, { code: 'no_valid_events', message: 'no event was valid', accepted: 0, rejected });
   const receivedAt = new Date();
   const requestId = event.requestContext.requestId ?? context.awsRequestId;
   const messages = valid.map(({ event: clientEvent }) => toKafkaMessage(enrich(clientEvent, { userId, requestId, receivedAt })));
   const deadline = Math.max(1_000, Math.min(config.PRODUCE_TIMEOUT_MS, context.getRemainingTimeInMillis() - answerReserveMs));
+  const started = performance.now();
   try {
     await produce(messages, deadline);
   } catch (error) {
-    console.error(JSON.stringify({ level: 'error', msg: 'kafka produce failed', requestId, events: messages.length,
-      error: String((error as Error).cause ?? error) }));
+    logger.error('kafka produce failed', { events: messages.length, error: String((error as Error).cause ?? error) });
     throw error;
   }
+  metrics.addMetric(metricNames.produceLatency, MetricUnit.Milliseconds, performance.now() - started);
+  metrics.addMetric(metricNames.eventsAccepted, MetricUnit.Count, valid.length);
+  logger.info('events accepted', { userId, accepted: valid.length, rejected: rejected.length });
   return json(202, { accepted: valid.length, rejected });
+}
+
+function countCodes(rejected: { code: string }[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const { code } of rejected) counts.set(code, (counts.get(code) ?? 0) + 1);
+  return counts;
 }
 
 async function route(event: APIGatewayProxyEventV2, context: Context): Promise<HttpHandlerResult> {
@@ -51,9 +68,20 @@ async function route(event: APIGatewayProxyEventV2, context: Context): Promise<H
       return (await kafkaReachable())
         ? json(200, { status: 'ok', kafka: 'reachable' })
         : json(503, { status: 'degraded', code: 'kafka_unavailable', kafka: 'unreachable' }, { 'Retry-After': '5' });
+    case 'GET /v1/openapi.json':
+      return { statusCode: 200, headers: { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' }, body: openApiJson };
+    case 'GET /v1/docs':
+      return { statusCode: 200, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'public, max-age=300' }, body: docsPage };
     default:
       throw new HttpError(404, 'not_found', `no route ${event.routeKey}`);
   }
 }
 
-export const handler = middy<APIGatewayProxyEventV2, HttpHandlerResult>().use(httpErrors()).handler(route);
+// Order matters: on error, httpErrors answers first, then the access log sees the answer, then
+// metrics are flushed (EMF to stdout) and the logger's per-request keys are cleared.
+export const handler = middy<APIGatewayProxyEventV2, HttpHandlerResult>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }))
+  .use(httpAccessLog())
+  .use(httpErrors())
+  .handler(route);

@@ -59,5 +59,14 @@ export function filmProgressPayload(filmId: string | undefined, body: unknown): 
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HttpError(400, 'invalid_event', 'the body must be a JSON object');
   }
-  return { ...body, type: 'film_progress', film_id: filmId ? decodeURIComponent(filmId) : filmId };
+  return { ...body, type: 'film_progress', film_id: filmId ? decodePathParameter(filmId) : filmId };
+}
+
+/** Percent-decodes a path parameter; malformed encoding (`%ZZ`, a cut `%E0%A4`) is the client's error. */
+function decodePathParameter(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new HttpError(400, 'invalid_event', 'film_id: malformed percent-encoding');
+  }
 }

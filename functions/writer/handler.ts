@@ -1,16 +1,21 @@
 import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Context, MSKEvent } from 'aws-lambda';
-import { createClickHouse } from '../../shared/clickhouse.ts';
 import { createKafka, createProducer } from '../../shared/kafka.ts';
+import { clickHouseWithStoredPassword } from '../../shared/secrets.ts';
+import { logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { toDeadLetterMessage } from './dead-letter.ts';
 import { batchRecords, decodeRecord, deduplicationToken } from './decode.ts';
 import { toClickHouseRow } from './rows.ts';
 
 // Created once per container and reused.
-const clickhouse = createClickHouse(config);
 const deadLetters = createProducer(createKafka(config), config);
 let deadLettersConnected: Promise<void> | undefined;
+
+// The password is a plain variable offline; in a deployed stage it is read on the first batch and cached.
+const clickhouse = clickHouseWithStoredPassword(config);
 
 /**
  * Writes one AWS Kafka batch to ClickHouse in ONE insert. Poison records go to the dead-letter
@@ -23,13 +28,15 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
   const rows = decoded.flatMap((d) => (d.ok ? [toClickHouseRow(d.event, d.position)] : []));
   const poison = decoded.filter((d) => !d.ok);
   const token = deduplicationToken(records);
-  const log = { batchId: context.awsRequestId, token, records: records.length };
+  logger.appendKeys({ batchId: context.awsRequestId, token, records: records.length });
+  metrics.addMetric(metricNames.batchSize, MetricUnit.Count, records.length);
 
   // Insert first: a retry after a later failure repeats the insert harmlessly (same token),
   // and the dead letters are sent once the rows are safe.
   if (rows.length > 0) {
+    const started = performance.now();
     try {
-      await clickhouse.insert({
+      await (await clickhouse()).insert({
         table: 'events',
         values: rows,
         format: 'JSONEachRow',
@@ -38,9 +45,10 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
       });
     } catch (error) {
       const code = (error as { code?: string }).code;
-      console.error(JSON.stringify({ level: 'error', msg: 'clickhouse insert failed', ...log, code, error: String(error) }));
+      logger.error('clickhouse insert failed', { code, error: String(error) });
       throw error;
     }
+    metrics.addMetric(metricNames.insertLatency, MetricUnit.Milliseconds, performance.now() - started);
   }
   if (poison.length > 0) {
     deadLettersConnected ??= deadLetters.connect();
@@ -49,13 +57,18 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
       await deadLetters.send({ topic: config.KAFKA_DLQ_TOPIC, acks: -1, messages: poison.map(toDeadLetterMessage) });
     } catch (error) {
       deadLettersConnected = undefined;
+      logger.error('dead-letter produce failed', { deadLettered: poison.length, error: String(error) });
       throw error;
     }
-    console.log(JSON.stringify({ level: 'warn', msg: 'records dead-lettered', ...log, deadLettered: poison.length,
-      reasons: poison.map((p) => ({ ...p.position, reason: p.reason })) }));
+    logger.warn('records dead-lettered', { deadLettered: poison.length, reasons: poison.map((p) => ({ ...p.position, reason: p.reason })) });
   }
-  console.log(JSON.stringify({ level: 'info', msg: 'batch written', ...log, written: rows.length, deadLettered: poison.length }));
+  metrics.addMetric(metricNames.rowsWritten, MetricUnit.Count, rows.length);
+  metrics.addMetric(metricNames.deadLettered, MetricUnit.Count, poison.length);
+  logger.info('batch written', { written: rows.length, deadLettered: poison.length });
   return { written: rows.length, deadLettered: poison.length };
 }
 
-export const handler = middy<MSKEvent>().handler(writeBatch);
+export const handler = middy<MSKEvent>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }))
+  .handler(writeBatch);

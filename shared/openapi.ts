@@ -1,0 +1,213 @@
+import { z } from 'zod';
+import { eventSchemas, eventTypes, type EventType } from './events.ts';
+
+/**
+ * The API's OpenAPI 3.1 document, generated from the event registry (shared/events.ts): request
+ * schemas and examples come from `eventSchemas`, so the document cannot drift from validation.
+ * Served by the ingest function at GET /v1/openapi.json, and as a page at GET /v1/docs.
+ */
+
+/** One per-event rejection in a 202 or 400 answer. */
+export const rejectionSchema = z.object({
+  index: z.number().int().min(0).describe('position of the event in the request'),
+  code: z.string().describe('machine-readable reason, e.g. invalid_event'),
+  message: z.string(),
+});
+
+/** The 202 answer: every valid event is durable in Kafka; invalid ones are listed. */
+export const acceptedResponseSchema = z.strictObject({
+  accepted: z.number().int().min(1),
+  rejected: z.array(rejectionSchema),
+});
+
+/** Every error answer: a status plus a machine-readable code. */
+export const errorResponseSchema = z.object({
+  code: z.string().describe('machine-readable error code'),
+  message: z.string(),
+  accepted: z.literal(0).optional(),
+  rejected: z.array(rejectionSchema).optional(),
+});
+
+export const healthResponseSchema = z.object({
+  status: z.enum(['ok', 'degraded']),
+  kafka: z.enum(['reachable', 'unreachable']),
+  code: z.string().optional(),
+});
+
+export interface OpenApiOptions { maxEventsPerRequest: number; maxBodyBytes: number; serverUrl?: string }
+
+type JsonObject = Record<string, unknown>;
+
+const componentName = (type: EventType) => `${type.split('_').map((w) => w[0]!.toUpperCase() + w.slice(1)).join('')}Event`;
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+/** JSON Schema (2020-12, as OpenAPI 3.1 uses) of a zod schema's input, without the `$schema` key. */
+function jsonSchema(schema: z.ZodType): JsonObject {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input' }) as JsonObject;
+  return rest;
+}
+
+/** The `examples` an event schema carries in its metadata. */
+export function registryExamples(type: EventType): JsonObject[] {
+  const meta = eventSchemas[type].meta() as { examples?: JsonObject[] } | undefined;
+  return meta?.examples ?? [];
+}
+
+// The simple progress form: film_id and type come from the path.
+const filmProgressBody = eventSchemas.film_progress.omit({ type: true, film_id: true });
+
+const errorCodes: Record<number, { description: string; codes: string[] }> = {
+  400: { description: 'The body or every event in it is invalid', codes: ['malformed_json', 'empty_body', 'no_events', 'invalid_events', 'invalid_event', 'no_valid_events'] },
+  401: { description: 'No valid viewer token (see the WWW-Authenticate header)', codes: ['missing_token', 'invalid_token', 'token_expired'] },
+  413: { description: 'Too large: body bytes or events per request', codes: ['payload_too_large', 'too_many_events'] },
+  415: { description: 'Content-Type is not application/json', codes: ['unsupported_media_type'] },
+  503: { description: 'Events could not be made durable (Kafka) or token keys could not be read; retry after Retry-After', codes: ['kafka_unavailable', 'auth_keys_unavailable'] },
+};
+
+function errorResponses(): JsonObject {
+  return Object.fromEntries(Object.entries(errorCodes).map(([status, { description, codes }]) => [status, {
+    description: `${description}. Codes: ${codes.join(', ')}`,
+    content: { 'application/json': { schema: ref('Error'), example: { code: codes[0], message: description } } },
+  }]));
+}
+
+/** Builds the document; the ingest function builds it once per container. */
+export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, serverUrl }: OpenApiOptions): JsonObject {
+  const schemas: JsonObject = {};
+  for (const type of eventTypes) schemas[componentName(type)] = jsonSchema(eventSchemas[type]);
+  schemas.ClientEvent = {
+    description: 'One event as the browser sends it; `type` selects the schema.',
+    oneOf: eventTypes.map((type) => ref(componentName(type))),
+    discriminator: { propertyName: 'type', mapping: Object.fromEntries(eventTypes.map((type) => [type, `#/components/schemas/${componentName(type)}`])) },
+  };
+  schemas.EventBatch = {
+    type: 'object',
+    properties: { events: { type: 'array', items: ref('ClientEvent'), minItems: 1, maxItems: maxEventsPerRequest } },
+    required: ['events'],
+    additionalProperties: false,
+    description: 'Several events in one request; each is validated on its own.',
+  };
+  schemas.FilmProgressBody = jsonSchema(filmProgressBody);
+  schemas.Accepted = jsonSchema(acceptedResponseSchema);
+  schemas.Error = jsonSchema(errorResponseSchema);
+  schemas.Health = jsonSchema(healthResponseSchema);
+
+  const eventExamples: JsonObject = {};
+  for (const type of eventTypes) {
+    registryExamples(type).forEach((value, i) => { eventExamples[`${type}${i === 0 ? '' : `_${i + 1}`}`] = { summary: `one ${type} event`, value }; });
+  }
+  eventExamples.batch = {
+    summary: 'a batch: one example of every event type',
+    value: { events: eventTypes.map((type) => registryExamples(type)[0]).filter(Boolean) },
+  };
+  const progressExamples = Object.fromEntries(registryExamples('film_progress').map((example, i) => {
+    const { type: _type, film_id: _filmId, ...value } = example;
+    return [`progress${i === 0 ? '' : `_${i + 1}`}`, { summary: `progress in film ${String(example.film_id)}`, value, 'x-path-parameters': { film_id: example.film_id } }];
+  }));
+  const accepted = {
+    202: {
+      description: 'Accepted: every valid event is durable in Kafka (acks=all); invalid ones are listed in `rejected`',
+      content: { 'application/json': { schema: ref('Accepted'), example: { accepted: 1, rejected: [] } } },
+    },
+  };
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'ugc-ingest',
+      version: '1',
+      description: 'User-generated events of the online cinema: where a viewer stopped a film, ratings, bookmarks, '
+        + 'page views, clicks and searches. Generated from the event registry (shared/events.ts).',
+    },
+    ...(serverUrl ? { servers: [{ url: serverUrl }] } : {}),
+    components: {
+      schemas,
+      securitySchemes: {
+        viewerToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "The viewer's access token from the cinema's Auth service; the user id is its `sub` claim." },
+      },
+    },
+    paths: {
+      '/v1/events': {
+        post: {
+          operationId: 'postEvents',
+          summary: 'Send one event or a batch of events',
+          description: `At most ${maxEventsPerRequest} events and ${maxBodyBytes} bytes per request. The user id comes from the token, never from the body.`,
+          security: [{ viewerToken: [] }],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { oneOf: [ref('ClientEvent'), ref('EventBatch')] }, examples: eventExamples } },
+          },
+          responses: { ...accepted, ...errorResponses() },
+        },
+      },
+      '/v1/films/{film_id}/progress': {
+        post: {
+          operationId: 'postFilmProgress',
+          summary: 'Report where the viewer is in a film (the simple form of a film_progress event)',
+          security: [{ viewerToken: [] }],
+          parameters: [{ name: 'film_id', in: 'path', required: true, schema: jsonSchema(eventSchemas.film_progress.shape.film_id), example: 'tt0111161' }],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('FilmProgressBody'), examples: progressExamples } } },
+          responses: { ...accepted, ...errorResponses() },
+        },
+      },
+      '/v1/health': {
+        get: {
+          operationId: 'getHealth',
+          summary: 'Whether the function can reach Kafka',
+          responses: {
+            200: { description: 'Kafka is reachable', content: { 'application/json': { schema: ref('Health'), example: { status: 'ok', kafka: 'reachable' } } } },
+            503: { description: 'Kafka is unreachable', content: { 'application/json': { schema: ref('Health'), example: { status: 'degraded', code: 'kafka_unavailable', kafka: 'unreachable' } } } },
+          },
+        },
+      },
+      '/v1/openapi.json': {
+        get: { operationId: 'getOpenApi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1 document', content: { 'application/json': {} } } } },
+      },
+      '/v1/docs': {
+        get: { operationId: 'getDocs', summary: 'This document as a page', responses: { 200: { description: 'HTML page', content: { 'text/html': {} } } } },
+      },
+    },
+  };
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const pre = (value: unknown) => `<pre>${escapeHtml(JSON.stringify(value, null, 2))}</pre>`;
+
+/** A self-contained HTML page (no scripts, no CDN) rendered from the document. */
+export function renderDocsPage(document: JsonObject): string {
+  const info = document.info as { title: string; version: string; description: string };
+  const paths = document.paths as Record<string, Record<string, JsonObject>>;
+  const components = document.components as { schemas: Record<string, unknown> };
+  const operations = Object.entries(paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => {
+    const responses = op.responses as Record<string, { description: string }>;
+    const body = op.requestBody as { content: Record<string, { examples?: Record<string, { summary?: string; value: unknown }> }> } | undefined;
+    const examples = Object.entries(body?.content['application/json']?.examples ?? {});
+    return `<section id="${escapeHtml(String(op.operationId))}">
+<h2><span class="method ${method}">${method.toUpperCase()}</span> <code>${escapeHtml(path)}</code></h2>
+<p>${escapeHtml(String(op.summary ?? ''))}${op.security ? ' <em>Requires <code>Authorization: Bearer &lt;viewer JWT&gt;</code>.</em>' : ''}</p>
+${op.description ? `<p>${escapeHtml(String(op.description))}</p>` : ''}
+${examples.length ? `<h3>Request examples</h3>${examples.map(([name, ex]) => `<details><summary>${escapeHtml(name)}: ${escapeHtml(ex.summary ?? '')}</summary>${pre(ex.value)}</details>`).join('\n')}` : ''}
+<h3>Responses</h3>
+<table><tbody>${Object.entries(responses).map(([status, r]) => `<tr><td><code>${status}</code></td><td>${escapeHtml(r.description)}</td></tr>`).join('')}</tbody></table>
+</section>`;
+  }));
+  const schemas = Object.entries(components.schemas)
+    .map(([name, schema]) => `<details id="schema-${escapeHtml(name)}"><summary><code>${escapeHtml(name)}</code></summary>${pre(schema)}</details>`)
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(info.title)} API v${escapeHtml(info.version)}</title>
+<style>
+body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+h2{border-top:1px solid #ddd;padding-top:1rem}.method{font:bold 13px monospace;padding:.15rem .5rem;border-radius:4px;color:#fff}
+.post{background:#2a7ae2}.get{background:#2e9e5b}pre{background:#f5f5f5;padding:.75rem;overflow:auto;font-size:13px}
+table{border-collapse:collapse}td{border:1px solid #ddd;padding:.25rem .5rem;vertical-align:top}summary{cursor:pointer}
+</style></head><body>
+<h1>${escapeHtml(info.title)} <small>API v${escapeHtml(info.version)}</small></h1>
+<p>${escapeHtml(info.description)}</p>
+<p>Machine-readable: <a href="/v1/openapi.json"><code>/v1/openapi.json</code></a> (OpenAPI ${escapeHtml(String(document.openapi))}).</p>
+${operations.join('\n')}
+<h2>Schemas</h2>
+${schemas}
+</body></html>`;
+}

@@ -1,0 +1,95 @@
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
+import { describe, expect, it, vi } from 'vitest';
+import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
+import { HttpError } from '../../shared/errors.ts';
+import { SecretError, secretReader, type SecretStores } from '../../shared/secrets.ts';
+import { signDevToken } from '../../localstack/dev-token.ts';
+
+const settings = { JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 10 };
+
+function stubStores(values: { ssm?: Record<string, string>; secrets?: Record<string, string> }) {
+  const ssm = vi.fn(async (name: string) => { const v = values.ssm?.[name]; if (v === undefined) throw new Error('ParameterNotFound'); return v; });
+  const secretsManager = vi.fn(async (id: string) => { const v = values.secrets?.[id]; if (v === undefined) throw new Error('ResourceNotFoundException'); return v; });
+  return { stores: { ssm: { get: ssm }, secretsManager: { get: secretsManager } } satisfies SecretStores, ssm, secretsManager };
+}
+
+describe('secrets: plain offline, from SSM or Secrets Manager when deployed', () => {
+  it('uses the plain value when no store is named (offline, tests), without touching AWS', async () => {
+    const { stores, ssm, secretsManager } = stubStores({});
+    expect(await secretReader({ name: 'JWT_SECRET', value: 'plain' }, { stores })()).toBe('plain');
+    expect(ssm).not.toHaveBeenCalled();
+    expect(secretsManager).not.toHaveBeenCalled();
+  });
+
+  it('reads an SSM SecureString decrypted, and a Secrets Manager secret, with the cache age', async () => {
+    const { stores, ssm, secretsManager } = stubStores({ ssm: { '/ugc/jwt': 'from-ssm' }, secrets: { 'arn:sm:ch': 'from-secrets-manager' } });
+    expect(await secretReader({ name: 'JWT_SECRET', parameterName: '/ugc/jwt' }, { stores, maxAgeS: 600 })()).toBe('from-ssm');
+    expect(ssm).toHaveBeenCalledWith('/ugc/jwt', { maxAge: 600, decrypt: true });
+    expect(await secretReader({ name: 'CLICKHOUSE_PASSWORD', secretId: 'arn:sm:ch' }, { stores })()).toBe('from-secrets-manager');
+    expect(secretsManager).toHaveBeenCalledWith('arn:sm:ch', { maxAge: 900 });
+  });
+
+  it('refuses two sources for one secret, naming the variables', () => {
+    expect(() => secretReader({ name: 'JWT_SECRET', value: 'plain', parameterName: '/ugc/jwt' }))
+      .toThrow('JWT_SECRET: set only one of JWT_SECRET, JWT_SECRET_PARAMETER, JWT_SECRET_SECRET_ARN');
+  });
+
+  it('wraps a store failure without the value, and retries on the next call', async () => {
+    const values: Record<string, string> = {};
+    const { stores, ssm } = stubStores({ ssm: values });
+    const read = secretReader({ name: 'JWT_SECRET', parameterName: '/ugc/jwt' }, { stores });
+    await expect(read()).rejects.toThrow(new SecretError('JWT_SECRET could not be read from SSM'));
+    values['/ugc/jwt'] = 'now-there';
+    expect(await read()).toBe('now-there');
+    expect(ssm).toHaveBeenCalledTimes(2);
+  });
+
+  it('with Powertools and the AWS SDK: one GetParameter per container, then the cache', async () => {
+    const client = new SSMClient({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'x' } });
+    const send = vi.fn(async () => ({ Parameter: { Name: '/ugc/jwt', Value: 'cached-secret-value', Type: 'SecureString' } }));
+    client.send = send as unknown as typeof client.send;
+    const provider = new SSMProvider({ awsSdkV3Client: client });
+    const stores: SecretStores = { ssm: { get: (n, o) => provider.get(n, o) }, secretsManager: { get: async () => { throw new Error('unused'); } } };
+    const read = secretReader({ name: 'JWT_SECRET', parameterName: '/ugc/jwt' }, { stores, maxAgeS: 900 });
+    expect(await read()).toBe('cached-secret-value');
+    expect(await read()).toBe('cached-secret-value');
+    expect(send).toHaveBeenCalledTimes(1);
+    const command = (send.mock.calls[0] as unknown[])[0] as { input: unknown };
+    expect(command.input).toEqual({ Name: '/ugc/jwt', WithDecryption: true });
+  });
+});
+
+describe('viewer tokens verified with a secret from the store', () => {
+  const secret = 'a-stored-jwt-secret-of-sufficient-length';
+
+  it('verifies with the stored secret, read once for many requests', async () => {
+    const readSecret = vi.fn(async () => secret);
+    const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_PARAMETER: '/ugc/jwt' }, { readSecret });
+    for (const user of ['viewer-1', 'viewer-2']) {
+      expect((await verify(`Bearer ${await signDevToken(user, { secret })}`)).userId).toBe(user);
+    }
+    await expect(verify(`Bearer ${await signDevToken('v', { secret: 'another-secret-of-sufficient-length' })}`)).rejects.toMatchObject({ statusCode: 401 });
+    expect(readSecret).toHaveBeenCalledTimes(3);
+  });
+
+  it('follows a rotated secret', async () => {
+    let current = secret;
+    const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_SECRET_ARN: 'arn:sm:jwt' }, { readSecret: async () => current });
+    await verify(`Bearer ${await signDevToken('v', { secret })}`);
+    current = 'the-rotated-secret-of-sufficient-length';
+    expect((await verify(`Bearer ${await signDevToken('w', { secret: current })}`)).userId).toBe('w');
+    await expect(verify(`Bearer ${await signDevToken('x', { secret })}`)).rejects.toMatchObject({ statusCode: 401 });
+  });
+
+  it('answers 503 auth_keys_unavailable when the store cannot be read', async () => {
+    const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_PARAMETER: '/ugc/jwt' }, { readSecret: async () => { throw new SecretError('JWT_SECRET could not be read from SSM'); } });
+    const error = await verify(`Bearer ${await signDevToken('v', { secret })}`).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpError);
+    expect(error).toMatchObject({ statusCode: 503, code: 'auth_keys_unavailable' });
+  });
+
+  it('refuses a plain secret and a stored one together', () => {
+    expect(() => createConfiguredViewerVerifier({ ...settings, JWT_SECRET: secret, JWT_SECRET_PARAMETER: '/ugc/jwt' })).toThrow(/set only one/);
+  });
+});
