@@ -3,9 +3,11 @@
 import { startLocalStack } from './stack.ts';
 import { startOffline } from './offline.ts';
 import { devJwtSecret, signDevToken } from './dev-token.ts';
+import { startDemoServer, type DemoServer } from './demo/server.ts';
 
 const httpPort = Number(process.env.HTTP_PORT ?? 3000);
 const lambdaPort = Number(process.env.LAMBDA_PORT ?? 3002);
+const demoPort = Number(process.env.DEMO_PORT ?? 3001);
 const log = (msg: string, fields: Record<string, unknown> = {}) => console.log(JSON.stringify({ level: 'info', msg, ...fields }));
 
 const stack = await startLocalStack();
@@ -13,11 +15,13 @@ log('local stack ready', { ...stack.env, embeddedKafka: Boolean(stack.broker), e
 
 const jwtSecret = process.env.JWT_SECRET || devJwtSecret;
 let offline: Awaited<ReturnType<typeof startOffline>> | undefined;
+let demo: DemoServer | undefined;
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log('stopping', { signal });
+  await demo?.stop();
   await offline?.stop();
   await stack.stop();
   process.exit(0);
@@ -36,10 +40,22 @@ offline.process.once('exit', (code) => {
   if (!stopping) void stack.stop().then(() => process.exit(code ?? 1));
 });
 
+// The demo player (local only: it mints dev tokens for its viewers with the same secret).
+try {
+  demo = await startDemoServer({
+    port: demoPort, apiUrl: offline.url, jwtSecret,
+    jwtIssuer: process.env.JWT_ISSUER || undefined, jwtAudience: process.env.JWT_AUDIENCE || undefined,
+  });
+} catch (error) {
+  // The pipeline works without it; say why the demo is missing (usually DEMO_PORT in use).
+  console.error(JSON.stringify({ level: 'warn', msg: 'demo server not started', port: demoPort, error: String(error) }));
+}
+
 const token = await signDevToken('viewer-1', { secret: jwtSecret });
 console.log(`
 ugc-ingest is running.
   API:        ${offline.url}/v1/events
+  Demo:       ${demo?.url ?? 'not started'}  (a player that reports progress through the browser SDK)
   ClickHouse: ${stack.env.CLICKHOUSE_URL} (database ${stack.env.CLICKHOUSE_DATABASE})
   Kafka:      ${stack.env.KAFKA_BROKERS}
 

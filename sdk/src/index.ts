@@ -1,0 +1,290 @@
+// The browser SDK of ugc-ingest: track events, report film progress, read "continue watching".
+// No runtime dependencies; the event types come from the server's registry (type-only import).
+import type { ClientEvent } from '../../shared/events.ts';
+
+/** Every event type the ingest accepts. */
+export type EventType = ClientEvent['type'];
+/** The fields of one event type, without what the SDK fills in itself. */
+export type EventProps<T extends EventType> = Omit<Extract<ClientEvent, { type: T }>, 'type' | 'event_id' | 'client_ts'>;
+
+/** An event as the SDK sends it: the ingest's client event with its id and client time set. */
+export type QueuedEvent = ClientEvent & { event_id: string; client_ts: string };
+
+/** One film's position, as the read API answers it. */
+export interface FilmProgress { film_id: string; position_s: number; duration_s: number | null; updated_at: string }
+
+/** What `fetch` the SDK needs; a fake one in tests. */
+export type FetchLike = (url: string, init: {
+  method: string; headers: Record<string, string>; body?: string; keepalive?: boolean;
+}) => Promise<{ status: number; headers: { get(name: string): string | null }; json(): Promise<unknown> }>;
+
+/** Something that emits `pagehide` / `visibilitychange` (window, document, or a test's EventTarget). */
+export interface PageEvents { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void }
+
+export interface TrackerOptions {
+  /** The API's base URL, e.g. https://api.example.com (no trailing /v1). */
+  endpoint: string;
+  /** Returns the viewer's access token; called again when the API answers 401. */
+  getToken: () => string | Promise<string>;
+  /** Send as soon as this many events are queued (default 20; the ingest takes up to 500). */
+  batchSize?: number;
+  /** Send queued events at least this often (default 5000 ms). */
+  flushIntervalMs?: number;
+  /** Queue bound: beyond it the oldest events are dropped and counted (default 1000). */
+  maxQueue?: number;
+  /** Attempts per batch on 5xx / network errors before it is dropped and counted (default 8). */
+  maxAttempts?: number;
+  /** Backoff: the first retry waits about this long, doubling up to retryMaxMs (defaults 500 / 30000 ms). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Bytes of keepalive bodies the page may have in flight when it is hidden (browsers allow 64 KiB). */
+  keepaliveBudget?: number;
+  fetch?: FetchLike;
+  /** Where pagehide is heard (default: window) and visibilitychange (default: document). */
+  window?: PageEvents;
+  document?: PageEvents & { visibilityState?: string };
+  random?: () => number;
+}
+
+/** Counters a page can report or show; nothing is lost silently. */
+export interface TrackerStats {
+  queued: number;
+  /** Events the ingest accepted (202). */
+  sent: number;
+  /** Oldest events dropped because the queue was full. */
+  dropped: number;
+  /** Events refused by the ingest (4xx, or listed as rejected in a 202). */
+  rejected: number;
+  /** Events dropped after maxAttempts failed sends. */
+  failed: number;
+  /** Sends retried after a 5xx or a network error. */
+  retries: number;
+}
+
+export interface Tracker {
+  /** Queues one event of a registered type. */
+  track<T extends EventType>(type: T, props: EventProps<T>): void;
+  /** Queues a film_progress event; seconds are rounded down to whole seconds. */
+  progress(filmId: string, positionS: number, durationS?: number): void;
+  /** Sends everything queued now; resolves when the queue is empty or waiting for a retry. */
+  flush(): Promise<void>;
+  /** The viewer's latest position in a film, or null if they never watched it. */
+  filmProgress(filmId: string): Promise<FilmProgress | null>;
+  /** The viewer's recently watched films, newest first. */
+  recentFilms(limit?: number): Promise<FilmProgress[]>;
+  stats(): TrackerStats;
+  /** Stops timers and page listeners; queued events stay unsent. */
+  destroy(): void;
+}
+
+type Answer = Awaited<ReturnType<FetchLike>>;
+
+/** A random UUID v4; crypto.randomUUID exists only in secure contexts. */
+function uuid(): string {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 15) | 64;
+  b[8] = (b[8]! & 63) | 128;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+const encoder = new TextEncoder();
+const bodyOf = (events: QueuedEvent[]) => JSON.stringify({ events });
+
+/** Creates a tracker: a bounded queue sent in batches, retried with backoff, flushed on page hide. */
+export function createTracker(options: TrackerOptions): Tracker {
+  const {
+    endpoint, getToken, batchSize = 20, flushIntervalMs = 5_000, maxQueue = 1_000, maxAttempts = 8,
+    retryBaseMs = 500, retryMaxMs = 30_000, keepaliveBudget = 65_536, random = Math.random,
+  } = options;
+  const g = globalThis as unknown as { fetch?: FetchLike; window?: PageEvents; document?: PageEvents & { visibilityState?: string } };
+  const send: FetchLike = options.fetch ?? ((url, init) => g.fetch!(url, init));
+  const win = options.window ?? g.window;
+  const doc = options.document ?? g.document;
+  const base = endpoint.replace(/\/+$/, '');
+  const counts = { sent: 0, dropped: 0, rejected: 0, failed: 0, retries: 0 };
+  let queue: QueuedEvent[] = [];
+  let token: string | undefined;
+  let sending: Promise<void> | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let retryAt = 0;
+  let attempts = 0;
+
+  let tokenRequest: Promise<string> | undefined;
+  // One getToken() at a time; the result is kept so a send on page hide needs no await.
+  const refreshToken = () => (tokenRequest ??= (async () => {
+    try {
+      return (token = await getToken());
+    } finally {
+      tokenRequest = undefined;
+    }
+  })());
+
+  /** One request with the current token; on 401 the token is fetched again and the request repeated once. */
+  async function call(path: string, method: string, body?: string, keepalive?: boolean): Promise<Answer> {
+    const request = async () => send(base + path, {
+      method,
+      headers: { authorization: `Bearer ${token ?? (await refreshToken())}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body, keepalive,
+    });
+    const res = await request();
+    if (res.status !== 401) return res;
+    await refreshToken();
+    return request();
+  }
+
+  function schedule(ms: number): void {
+    clearTimeout(timer);
+    timer = setTimeout(() => void flush(), ms);
+  }
+
+  function enqueue(event: ClientEvent): void {
+    queue.push({ ...event, event_id: uuid(), client_ts: new Date().toISOString() } as QueuedEvent);
+    if (queue.length > maxQueue) {
+      counts.dropped += queue.length - maxQueue;
+      queue = queue.slice(-maxQueue);
+    }
+    if (Date.now() < retryAt) return;
+    if (queue.length >= batchSize) void flush();
+    else if (!timer) schedule(flushIntervalMs);
+  }
+
+  /**
+   * Puts a failed batch back at the head of the queue (keeping the bound) and waits before the
+   * next try; after maxAttempts drops it instead and resolves true: the queue may go on.
+   */
+  function retryLater(batch: QueuedEvent[], retryAfterS: number): boolean {
+    attempts++;
+    if (attempts >= maxAttempts) {
+      counts.failed += batch.length;
+      attempts = 0;
+      return true;
+    }
+    counts.retries++;
+    queue = [...batch, ...queue];
+    if (queue.length > maxQueue) {
+      counts.dropped += queue.length - maxQueue;
+      queue = queue.slice(-maxQueue);
+    }
+    const cap = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempts - 1));
+    // Equal jitter: spread retries of many pages without ever retrying at once.
+    const delay = Math.max(cap / 2 + random() * (cap / 2), retryAfterS * 1000);
+    retryAt = Date.now() + delay;
+    schedule(delay);
+    return false;
+  }
+
+  /** Sends one batch; resolves true if the queue may go on. */
+  async function sendBatch(batch: QueuedEvent[], keepalive = false): Promise<boolean> {
+    let res: Answer;
+    try {
+      res = await call('/v1/events', 'POST', bodyOf(batch), keepalive);
+    } catch {
+      return retryLater(batch, 0);
+    }
+    if (res.status >= 500) return retryLater(batch, Number(res.headers.get('retry-after')) || 0);
+    attempts = 0;
+    if (res.status === 202 || res.status === 200) {
+      const answer = (await res.json().catch(() => ({}))) as { accepted?: number; rejected?: unknown[] };
+      const rejected = answer.rejected?.length ?? 0;
+      counts.sent += answer.accepted ?? batch.length - rejected;
+      counts.rejected += rejected;
+    } else {
+      // 4xx: the same body would be refused again; never retried.
+      counts.rejected += batch.length;
+    }
+    return true;
+  }
+
+  function flush(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    retryAt = 0;
+    sending ??= (async () => {
+      try {
+        while (queue.length > 0) {
+          if (!(await sendBatch(queue.splice(0, batchSize)))) return;
+        }
+      } finally {
+        sending = undefined;
+      }
+    })();
+    return sending;
+  }
+
+  /**
+   * The page may be going away: send everything now with keepalive, so the browser finishes the
+   * requests after unload. sendBeacon cannot carry the Authorization header; keepalive bodies in
+   * flight share a 64 KiB budget, so chunks beyond it go as ordinary requests.
+   */
+  function flushOnHide(): void {
+    if (queue.length === 0) return;
+    clearTimeout(timer);
+    timer = undefined;
+    let budget = keepaliveBudget;
+    const chunks: QueuedEvent[][] = [];
+    for (const event of queue.splice(0)) {
+      const chunk = chunks[chunks.length - 1];
+      if (chunk && chunk.length < batchSize && encoder.encode(bodyOf([...chunk, event])).length <= budget) chunk.push(event);
+      else chunks.push([event]);
+    }
+    for (const chunk of chunks) {
+      const size = encoder.encode(bodyOf(chunk)).length;
+      const keepalive = size <= budget;
+      if (keepalive) budget -= size;
+      void sendBatch(chunk, keepalive);
+    }
+  }
+
+  // Fetched now, so the first send on page hide already has it.
+  refreshToken().catch(() => {});
+  const onPageHide = () => flushOnHide();
+  const onVisibility = () => { if (doc?.visibilityState === 'hidden') flushOnHide(); };
+  win?.addEventListener('pagehide', onPageHide);
+  doc?.addEventListener('visibilitychange', onVisibility);
+
+  return {
+    track: (type, props) => enqueue({ ...props, type } as unknown as ClientEvent),
+    progress: (filmId, positionS, durationS) => Number.isFinite(positionS) && enqueue({
+      type: 'film_progress', film_id: filmId, position_s: Math.max(0, Math.floor(positionS)),
+      ...(durationS === undefined || !Number.isFinite(durationS) ? {} : { duration_s: Math.max(0, Math.floor(durationS)) }),
+    }),
+    flush,
+    async filmProgress(filmId) {
+      const res = await call(`/v1/films/${encodeURIComponent(filmId)}/progress`, 'GET');
+      if (res.status === 404) return null;
+      if (res.status !== 200) throw new Error(`film progress: HTTP ${res.status}`);
+      return (await res.json()) as FilmProgress;
+    },
+    async recentFilms(limit = 20) {
+      const res = await call(`/v1/progress?limit=${limit}`, 'GET');
+      if (res.status !== 200) throw new Error(`recent films: HTTP ${res.status}`);
+      return ((await res.json()) as { items: FilmProgress[] }).items;
+    },
+    stats: () => ({ queued: queue.length, ...counts }),
+    destroy() {
+      clearTimeout(timer);
+      win?.removeEventListener('pagehide', onPageHide);
+      doc?.removeEventListener('visibilitychange', onVisibility);
+    },
+  };
+}
+
+let current: Tracker | undefined;
+const active = (): Tracker => {
+  if (!current) throw new Error('ugc: call init() first');
+  return current;
+};
+
+/** Starts the page's tracker; later calls replace it. */
+export function init(options: TrackerOptions): Tracker {
+  current?.destroy();
+  return (current = createTracker(options));
+}
+/** Queues one event on the page's tracker. */
+export const track = <T extends EventType>(type: T, props: EventProps<T>): void => active().track(type, props);
+/** Queues a film_progress event on the page's tracker. */
+export const progress = (filmId: string, positionS: number, durationS?: number): void => active().progress(filmId, positionS, durationS);
+/** Sends what the page's tracker has queued. */
+export const flush = (): Promise<void> => active().flush();

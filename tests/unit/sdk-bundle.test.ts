@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { buildSdk, sdkGzipBudget } from '../../sdk/build.ts';
+
+describe('sdk: the bundle browsers load', () => {
+  it('is one self-contained ESM file under 5 KB gzipped, with no runtime imports', async () => {
+    const bundle = await buildSdk();
+    expect(bundle.gzipBytes).toBeLessThanOrEqual(sdkGzipBudget);
+    expect(bundle.code).not.toMatch(/\bimport\s*[\w{*]|\brequire\(/);
+    expect(bundle.code).toMatch(/export\s*{/);
+    // The Authorization header rules out sendBeacon; the unload path must be fetch keepalive.
+    expect(bundle.code).not.toContain('sendBeacon');
+    expect(bundle.code).toContain('keepalive');
+  });
+
+  it('exports init, track, progress, flush and createTracker', async () => {
+    const { code } = await buildSdk();
+    const url = `data:text/javascript;base64,${Buffer.from(code).toString('base64')}`;
+    const sdk = (await import(/* @vite-ignore */ url)) as Record<string, unknown>;
+    for (const name of ['init', 'track', 'progress', 'flush', 'createTracker']) expect(typeof sdk[name]).toBe('function');
+  });
+});

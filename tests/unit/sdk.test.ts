@@ -1,0 +1,295 @@
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createTracker, type FetchLike, type QueuedEvent, type TrackerOptions } from '../../sdk/src/index.ts';
+import { clientEvent } from '../../shared/events.ts';
+
+type Reply = number | 'network' | { status: number; body?: unknown; headers?: Record<string, string> };
+interface Call { status: number | 'network'; url: string; method: string; headers: Record<string, string>; body?: string; keepalive?: boolean; events: QueuedEvent[] }
+
+/** A fake fetch: answers from a script (then 202 for everything), records every request. */
+function fakeFetch(script: Reply[] = []) {
+  const calls: Call[] = [];
+  const fetch: FetchLike = async (url, init) => {
+    const events = init.body ? (JSON.parse(init.body) as { events: QueuedEvent[] }).events : [];
+    const reply = script.shift() ?? 202;
+    calls.push({ status: typeof reply === 'object' ? reply.status : reply, url, ...init, events });
+    if (reply === 'network') throw new TypeError('Failed to fetch');
+    const { status, body, headers = {} } = typeof reply === 'number' ? { status: reply, body: undefined } : reply;
+    const answer = body ?? (status === 202 ? { accepted: events.length, rejected: [] } : { code: 'x', message: 'x' });
+    return { status, headers: { get: (name: string) => headers[name.toLowerCase()] ?? null }, json: async () => answer };
+  };
+  return { fetch, calls };
+}
+
+function tracker(options: Partial<TrackerOptions> & { fetch: FetchLike }) {
+  return createTracker({ endpoint: 'https://api.test/', getToken: () => 'token-1', random: () => 0, ...options });
+}
+
+const sentIds = (calls: Call[]) => calls.flatMap((c) => c.events.map((e) => e.event_id));
+
+beforeEach(() => { vi.useFakeTimers(); });
+afterEach(() => { vi.useRealTimers(); });
+
+describe('sdk: batching', () => {
+  it('sends one POST /v1/events per full batch, with the token, JSON body and events the ingest registry accepts', async () => {
+    const { fetch, calls } = fakeFetch();
+    const t = tracker({ fetch, batchSize: 3 });
+    t.track('page_view', { url: '/films' });
+    t.track('click', { url: '/films', element: 'play' });
+    expect(calls).toHaveLength(0);
+    t.progress('tt0111161', 61.9, 8520.4);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ url: 'https://api.test/v1/events', method: 'POST', headers: { authorization: 'Bearer token-1', 'content-type': 'application/json' } });
+    expect(calls[0]!.events.map((e) => e.type)).toEqual(['page_view', 'click', 'film_progress']);
+    expect(calls[0]!.events[2]).toMatchObject({ film_id: 'tt0111161', position_s: 61, duration_s: 8520 });
+    for (const event of calls[0]!.events) expect(clientEvent.safeParse(event).success).toBe(true);
+    expect(new Set(sentIds(calls)).size).toBe(3);
+    expect(t.stats()).toMatchObject({ queued: 0, sent: 3 });
+  });
+
+  it('sends a partial batch after the flush interval, not before', async () => {
+    const { fetch, calls } = fakeFetch();
+    const t = tracker({ fetch, batchSize: 10, flushIntervalMs: 5_000 });
+    t.track('search', { query: 'heat', results_count: 3 });
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toHaveLength(1);
+    expect(t.stats()).toMatchObject({ queued: 0, sent: 1 });
+  });
+
+  it('drains a queue larger than batchSize in consecutive batches, in order', async () => {
+    const { fetch, calls } = fakeFetch();
+    const t = tracker({ fetch, batchSize: 4, flushIntervalMs: 60_000 });
+    for (let i = 0; i < 10; i++) t.progress('f', i);
+    await t.flush();
+    expect(calls.map((c) => c.events.length)).toEqual([4, 4, 2]);
+    expect(calls.flatMap((c) => c.events.map((e) => 'position_s' in e && e.position_s))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+});
+
+describe('sdk: retries', () => {
+  it('retries 503 and network errors with backoff, keeping the same event_ids, then counts them sent', async () => {
+    const { fetch, calls } = fakeFetch([503, 'network', 202]);
+    const t = tracker({ fetch, retryBaseMs: 1_000 });
+    t.progress('f', 10);
+    t.track('film_rating', { film_id: 'f', score: 9 });
+    await t.flush();
+    expect(calls).toHaveLength(1);
+    // random() = 0: equal jitter waits half the cap: 500 ms, then 1000 ms.
+    await vi.advanceTimersByTimeAsync(499);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(calls).toHaveLength(3);
+    expect(calls[1]!.events).toEqual(calls[0]!.events);
+    expect(calls[2]!.events).toEqual(calls[0]!.events);
+    expect(t.stats()).toMatchObject({ sent: 2, retries: 2, queued: 0, failed: 0 });
+  });
+
+  it('waits at least Retry-After before retrying a 503', async () => {
+    const { fetch, calls } = fakeFetch([{ status: 503, headers: { 'retry-after': '3' } }]);
+    const t = tracker({ fetch, retryBaseMs: 100 });
+    t.progress('f', 1);
+    await t.flush();
+    await vi.advanceTimersByTimeAsync(2_999);
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('never retries a 4xx: the batch is dropped and counted as rejected', async () => {
+    for (const status of [400, 403, 413, 415, 422]) {
+      const { fetch, calls } = fakeFetch([status]);
+      const t = tracker({ fetch });
+      t.progress('f', 1);
+      t.progress('f', 2);
+      await t.flush();
+      await vi.advanceTimersByTimeAsync(120_000);
+      expect(calls).toHaveLength(1);
+      expect(t.stats()).toMatchObject({ rejected: 2, sent: 0, retries: 0, queued: 0 });
+      t.destroy();
+    }
+  });
+
+  it('counts the events a 202 lists as rejected', async () => {
+    const { fetch } = fakeFetch([{ status: 202, body: { accepted: 1, rejected: [{ index: 1, code: 'invalid_event', message: 'm' }] } }]);
+    const t = tracker({ fetch });
+    t.progress('f', 1);
+    t.progress('f', 2);
+    await t.flush();
+    expect(t.stats()).toMatchObject({ sent: 1, rejected: 1 });
+  });
+
+  it('gives up after maxAttempts and counts the batch as failed', async () => {
+    const { fetch, calls } = fakeFetch([503, 503, 503]);
+    const t = tracker({ fetch, maxAttempts: 3, retryBaseMs: 10 });
+    t.progress('f', 1);
+    await t.flush();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(calls).toHaveLength(3);
+    expect(t.stats()).toMatchObject({ failed: 1, sent: 0, retries: 2, queued: 0 });
+  });
+
+  it('on 401 asks getToken for a new token and repeats the request once with it', async () => {
+    const { fetch, calls } = fakeFetch([401]);
+    const tokens = ['expired', 'fresh'];
+    const getToken = vi.fn(async () => tokens.shift()!);
+    const t = tracker({ fetch, getToken });
+    t.progress('f', 5);
+    await t.flush();
+    expect(getToken).toHaveBeenCalledTimes(2);
+    expect(calls.map((c) => c.headers.authorization)).toEqual(['Bearer expired', 'Bearer fresh']);
+    expect(calls[1]!.events).toEqual(calls[0]!.events);
+    expect(t.stats()).toMatchObject({ sent: 1, rejected: 0 });
+  });
+
+  it('drops a batch still refused with 401 after the refresh, without looping', async () => {
+    const { fetch, calls } = fakeFetch([401, 401]);
+    const t = tracker({ fetch });
+    t.progress('f', 5);
+    await t.flush();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(calls).toHaveLength(2);
+    expect(t.stats()).toMatchObject({ rejected: 1, sent: 0 });
+  });
+});
+
+describe('sdk: bounded queue', () => {
+  it('keeps at most maxQueue events while the API is down, dropping the oldest and counting them', async () => {
+    const { fetch, calls } = fakeFetch(['network']);
+    const t = tracker({ fetch, maxQueue: 5, batchSize: 50, retryBaseMs: 10_000 });
+    t.progress('f', 0);
+    await t.flush(); // fails; the event waits for its retry
+    for (let i = 1; i <= 7; i++) t.progress('f', i);
+    expect(t.stats()).toMatchObject({ queued: 5, dropped: 3 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.events.map((e) => 'position_s' in e && e.position_s)).toEqual([3, 4, 5, 6, 7]);
+    expect(t.stats()).toMatchObject({ queued: 0, sent: 5, dropped: 3 });
+  });
+
+  it('accounts for every tracked event exactly once under any mix of failures (property)', async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.constantFrom<Reply>(202, 503, 500, 'network', 400, 401), { maxLength: 30 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 1, max: 10 }),
+      async (script, events, maxQueue) => {
+        const { fetch, calls } = fakeFetch([...script]);
+        const t = tracker({ fetch, maxQueue, batchSize: 3, maxAttempts: 4, retryBaseMs: 10, retryMaxMs: 100 });
+        for (let i = 0; i < events; i++) { t.progress('f', i); await vi.advanceTimersByTimeAsync(1); }
+        await vi.advanceTimersByTimeAsync(120_000);
+        const s = t.stats();
+        t.destroy();
+        expect(s.queued).toBe(0);
+        expect(s.sent + s.dropped + s.rejected + s.failed).toBe(events);
+        // An event_id is accepted at most once: retries reuse it, nothing is sent after a 202.
+        const accepted = calls.filter((c) => c.status === 202);
+        expect(new Set(sentIds(accepted)).size).toBe(sentIds(accepted).length);
+      },
+    ), { numRuns: 100 });
+  });
+});
+
+describe('sdk: page hide', () => {
+  it('flushes the queue with keepalive on pagehide, synchronously, before the page is gone', async () => {
+    const { fetch, calls } = fakeFetch();
+    const window = new EventTarget();
+    const t = tracker({ fetch, window, flushIntervalMs: 60_000 });
+    t.progress('f', 1);
+    await t.flush(); // the first send fetches and caches the token
+    t.progress('f', 2);
+    t.track('click', { url: '/watch', element: 'close' });
+    window.dispatchEvent(new Event('pagehide'));
+    // No await in between: the browser may freeze the page right after the handler returns.
+    expect(calls).toHaveLength(2);
+    expect(calls[1]).toMatchObject({ keepalive: true, method: 'POST' });
+    expect(calls[1]!.events.map((e) => e.type)).toEqual(['film_progress', 'click']);
+    expect(t.stats().queued).toBe(0);
+  });
+
+  it('fetches the token at init, so a page hidden before its first send still sends synchronously', async () => {
+    const { fetch, calls } = fakeFetch();
+    const window = new EventTarget();
+    const getToken = vi.fn(async () => 'early');
+    const t = tracker({ fetch, window, getToken, flushIntervalMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    t.progress('f', 42);
+    window.dispatchEvent(new Event('pagehide'));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ keepalive: true, headers: { authorization: 'Bearer early' } });
+    expect(getToken).toHaveBeenCalledTimes(1);
+  });
+
+  it('flushes when the document becomes hidden, and not when it becomes visible', async () => {
+    const { fetch, calls } = fakeFetch();
+    const document = Object.assign(new EventTarget(), { visibilityState: 'visible' });
+    const t = tracker({ fetch, document, flushIntervalMs: 60_000, getToken: () => 'tok' });
+    t.progress('f', 1);
+    document.dispatchEvent(new Event('visibilitychange'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(0);
+    document.visibilityState = 'hidden';
+    document.dispatchEvent(new Event('visibilitychange'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.keepalive).toBe(true);
+  });
+
+  it('keeps keepalive bodies within the 64 KiB budget; what does not fit goes as ordinary requests, each event once', async () => {
+    const { fetch, calls } = fakeFetch();
+    const window = new EventTarget();
+    const t = tracker({ fetch, window, batchSize: 500, flushIntervalMs: 60_000, maxQueue: 1_000 });
+    t.progress('warm', 0);
+    await t.flush();
+    const query = 'q'.repeat(480);
+    for (let i = 0; i < 300; i++) t.track('search', { query, results_count: i });
+    window.dispatchEvent(new Event('pagehide'));
+    const hide = calls.slice(1);
+    const keepaliveBytes = hide.filter((c) => c.keepalive).reduce((sum, c) => sum + new TextEncoder().encode(c.body!).length, 0);
+    expect(keepaliveBytes).toBeLessThanOrEqual(65_536);
+    expect(keepaliveBytes).toBeGreaterThan(60_000);
+    expect(hide.some((c) => !c.keepalive)).toBe(true);
+    const ids = sentIds(hide);
+    expect(ids).toHaveLength(300);
+    expect(new Set(ids).size).toBe(300);
+  });
+});
+
+describe('sdk: reads', () => {
+  it('reads a film position (null on 404) and the recent films through the read API', async () => {
+    const calls: string[] = [];
+    const fetch: FetchLike = async (url) => {
+      calls.push(url);
+      const status = url.includes('unseen') ? 404 : 200;
+      const body = url.includes('/v1/progress')
+        ? { items: [{ film_id: 'a b', position_s: 3, duration_s: null, updated_at: '2024-01-01T00:00:00.000Z' }] }
+        : { film_id: 'a b', position_s: 3, duration_s: 10, updated_at: '2024-01-01T00:00:00.000Z' };
+      return { status, headers: { get: () => null }, json: async () => body };
+    };
+    const t = tracker({ fetch });
+    expect(await t.filmProgress('a b')).toMatchObject({ position_s: 3 });
+    expect(await t.filmProgress('unseen')).toBeNull();
+    expect(await t.recentFilms(5)).toHaveLength(1);
+    expect(calls).toEqual(['https://api.test/v1/films/a%20b/progress', 'https://api.test/v1/films/unseen/progress', 'https://api.test/v1/progress?limit=5']);
+  });
+});
+
+describe('sdk: types from the event registry', () => {
+  it('accepts each event type\'s own fields and refuses others at compile time (checked by tsc)', () => {
+    const { fetch } = fakeFetch();
+    const t = tracker({ fetch });
+    t.track('film_rating', { film_id: 'f', score: 9 });
+    t.track('bookmark', { film_id: 'f', action: 'add' });
+    // @ts-expect-error score belongs to film_rating, not bookmark
+    t.track('bookmark', { film_id: 'f', score: 9 });
+    // @ts-expect-error not a registered event type
+    t.track('purchase', { amount: 1 });
+    // @ts-expect-error action must be add or remove
+    t.track('bookmark', { film_id: 'f', action: 'toggle' });
+    expect(t.stats().queued).toBe(5);
+    t.destroy();
+  });
+});
