@@ -2,6 +2,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { startEmbeddedBroker } from '../localstack/kafka/broker.ts';
 import { benchIngest } from './ingest.ts';
+import { benchJwt } from './jwt.ts';
+import { benchWriter } from './writer.ts';
+import { benchColdStart } from './coldstart.ts';
 import { markdownTable, type Row } from './stats.ts';
 
 const topic = 'bench.events';
@@ -9,9 +12,11 @@ const broker = await startEmbeddedBroker({ brokers: 3, topics: [{ name: topic, p
 const rows: Row[] = [];
 const results: Record<string, unknown> = { at: new Date().toISOString(), node: process.version };
 try {
-  const ingest = await benchIngest(broker, topic);
-  rows.push(...ingest.rows);
-  Object.assign(results, ingest.json);
+  for (const run of [() => benchIngest(broker, topic), benchJwt, benchWriter, benchColdStart]) {
+    const { rows: measured, json } = await run();
+    rows.push(...measured);
+    Object.assign(results, json);
+  }
 } finally {
   await broker.stop();
 }

@@ -1,0 +1,86 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Context, MSKEvent } from 'aws-lambda';
+import { startEmbeddedClickHouse } from '../localstack/clickhouse/embedded.ts';
+import { buildKafkaEvent, type AwsKafkaRecord } from '../localstack/event-source/aws-kafka-event.ts';
+import { migrate } from '../clickhouse/migrate.ts';
+import { createClickHouse } from '../shared/clickhouse.ts';
+import { clientEvent } from '../shared/events.ts';
+import { enrich, toKafkaMessage } from '../functions/ingest/messages.ts';
+import { toClickHouseRow } from '../functions/writer/rows.ts';
+import { batchRecords, decodeRecord } from '../functions/writer/decode.ts';
+import { fmt, median, type Row } from './stats.ts';
+
+const rounds = 5;
+const recordsPerEvent = 10_000;
+
+/** A 10,000-record AWS-shaped Kafka event at offsets starting from `base` (so each round has its own token). */
+function awsEvent(base: number): MSKEvent {
+  const records: AwsKafkaRecord[] = [];
+  for (let i = 0; i < recordsPerEvent; i++) {
+    const event = clientEvent.parse({ type: 'film_progress', film_id: `film-${i % 50}`, position_s: i, duration_s: 6000 });
+    const message = toKafkaMessage(enrich(event, { userId: `viewer-${i % 97}`, requestId: 'bench', receivedAt: new Date() }));
+    const partition = i % 6;
+    records.push({ topic: 'bench.events', partition, offset: base + Math.floor(i / 6), timestamp: Date.now(), timestampType: 'CREATE_TIME',
+      key: Buffer.from(String(message.key)).toString('base64'), value: Buffer.from(String(message.value)).toString('base64'),
+      headers: [{ 'event-type': [...Buffer.from('film_progress')] }, { 'schema-version': [...Buffer.from('1')] }] });
+  }
+  return buildKafkaEvent({ kind: 'msk', eventSourceArn: 'arn:aws:kafka:us-east-1:000000000000:cluster/bench/1', bootstrapServers: '127.0.0.1:9092' }, records) as MSKEvent;
+}
+
+/**
+ * Writer handler on a 10,000-record event vs a raw `@clickhouse/client` insert of the same rows
+ * (already mapped, no token) into the same table, alternating rounds. Own ClickHouse server.
+ */
+export async function benchWriter(): Promise<{ rows: Row[]; json: Record<string, unknown> }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'ugc-bench-writer-'));
+  const clickhouse = await startEmbeddedClickHouse({ dataDir, port: 0 });
+  const settings = { CLICKHOUSE_URL: clickhouse.url, CLICKHOUSE_USER: 'default', CLICKHOUSE_PASSWORD: '', CLICKHOUSE_DATABASE: 'bench_writer', CLICKHOUSE_REQUEST_TIMEOUT_MS: 60_000 };
+  const admin = createClickHouse(settings, 'default');
+  const raw = createClickHouse(settings);
+  try {
+    await migrate(admin, raw, settings.CLICKHOUSE_DATABASE);
+    // Both sides write the same event ids: without this, merges collapse them and the row check below cannot tell.
+    await raw.command({ query: 'SYSTEM STOP MERGES events' });
+    Object.assign(process.env, {
+      CLICKHOUSE_URL: clickhouse.url, CLICKHOUSE_DATABASE: settings.CLICKHOUSE_DATABASE, CLICKHOUSE_REQUEST_TIMEOUT_MS: '60000',
+      KAFKA_BROKERS: process.env.KAFKA_BROKERS || '127.0.0.1:9', POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true',
+    });
+    const { handler } = (await import('../functions/writer/handler.ts')) as unknown as { handler: (e: MSKEvent, c: Context) => Promise<unknown> };
+    const context = { awsRequestId: 'bench', getRemainingTimeInMillis: () => 60_000 } as unknown as Context;
+    const events = Array.from({ length: rounds + 1 }, (_, r) => awsEvent(r * recordsPerEvent));
+    // The baseline inserts the very rows the writer would build, without decoding or a token.
+    const rawRows = events.map((e) => batchRecords(e).map(decodeRecord).flatMap((d) => (d.ok ? [toClickHouseRow(d.event, d.position)] : [])));
+    const rawInsert = (i: number) => raw.insert({ table: 'events', values: rawRows[i]!, format: 'JSONEachRow',
+      // The same rows as the writer's: without this the table's block deduplication would drop them unwritten.
+      clickhouse_settings: { async_insert: 0, insert_deduplicate: 0 } });
+    await handler(events[rounds]!, context); // warm up both paths
+    await rawInsert(rounds);
+    const writerRates: number[] = [];
+    const rawRates: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      let start = performance.now();
+      await handler(events[r]!, context);
+      writerRates.push(recordsPerEvent / ((performance.now() - start) / 1000));
+      start = performance.now();
+      await rawInsert(r);
+      rawRates.push(recordsPerEvent / ((performance.now() - start) / 1000));
+    }
+    const [count] = await (await raw.query({ query: 'SELECT count() AS n FROM events', format: 'JSONEachRow' })).json<{ n: string }>();
+    const expected = 2 * (rounds + 1) * recordsPerEvent;
+    if (Number(count?.n) !== expected) throw new Error(`writer bench: ${count?.n} rows, expected ${expected}`);
+    const m = median(writerRates);
+    const b = median(rawRates);
+    const ratio = m / b;
+    return {
+      rows: [{ benchmark: 'writer, 10,000-record event (rows/s)', measured: fmt(m), baseline: `raw @clickhouse/client insert ${fmt(b)}`,
+        ratio: fmt(ratio, 2), target: '≥ 0.8', verdict: ratio >= 0.8 ? 'ok' : 'MISSED' }],
+      json: { writer: { rows_per_s: m, raw_rows_per_s: b, ratio, rounds, records_per_event: recordsPerEvent } },
+    };
+  } finally {
+    await Promise.allSettled([admin.close(), raw.close()]);
+    await clickhouse.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
