@@ -114,10 +114,10 @@ let iam: Packaged;
 let scram: Packaged;
 
 beforeAll(async () => {
-  [iam, scram] = await Promise.all([
-    packageStage('prod', prodParams),
-    packageStage('prod', { ...prodParams, kafkaSaslMechanism: 'scram-sha-512', kafkaSaslSecretArn: scramSecretArn, secretsKmsKeyArn: kmsKeyArn }),
-  ]);
+  // One after the other: serverless-esbuild stages every function's zip in the shared
+  // `.serverless/` folder whatever --package says, so two packages at once race on those files.
+  iam = await packageStage('prod', prodParams);
+  scram = await packageStage('prod', { ...prodParams, kafkaSaslMechanism: 'scram-sha-512', kafkaSaslSecretArn: scramSecretArn, secretsKmsKeyArn: kmsKeyArn });
 }, 180_000);
 
 afterAll(async () => {
