@@ -41,7 +41,7 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
         values: rows,
         format: 'JSONEachRow',
         // Synchronous insert: the token deduplicates the block, and success means the rows are stored.
-        clickhouse_settings: { insert_deduplication_token: token, async_insert: 0 },
+        clickhouse_settings: { insert_deduplication_token: token, async_insert: 0, deduplicate_blocks_in_dependent_materialized_views: 1 },
       });
     } catch (error) {
       const code = (error as { code?: string }).code;
