@@ -19,6 +19,7 @@ export const metrics = new Metrics({
 
 /** Metric names, in one place so dashboards and alarms can be written against them. */
 export const metricNames = {
+  requests: 'Requests',
   eventsAccepted: 'EventsAccepted',
   eventsRejected: 'EventsRejected',
   requestsRejected: 'RequestsRejected',
@@ -42,7 +43,8 @@ export { MetricUnit };
 
 /**
  * One log line per HTTP request (route, status, error code, duration; never the token or the body),
- * and a RequestsRejected metric by code for every 4xx/5xx. Use it before httpErrors(), so its
+ * a Requests count for every request (so no invocation flushes an empty metric set) and a
+ * RequestsRejected metric by code for every 4xx/5xx. Use it before httpErrors(), so its
  * onError sees the answer httpErrors made.
  */
 export function httpAccessLog(): MiddlewareObj<APIGatewayProxyEventV2, HttpHandlerResult, Error, Context> {
@@ -56,6 +58,7 @@ export function httpAccessLog(): MiddlewareObj<APIGatewayProxyEventV2, HttpHandl
     const fields = { status, ...(code ? { code } : {}), durationMs };
     if (status >= 500) logger.error('request failed', { ...fields, error: request.error ?? undefined });
     else logger.info('request', fields);
+    metrics.addMetric(metricNames.requests, MetricUnit.Count, 1);
     if (code) countByCode(metricNames.requestsRejected, new Map([[code, 1]]));
   };
   return {
