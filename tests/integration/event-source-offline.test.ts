@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AwsKafkaEvent } from '../../localstack/event-source/aws-kafka-event.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../localstack/kafka/broker.ts';
+import { freePort } from '../../localstack/ports.ts';
 
 const pluginDir = fileURLToPath(new URL('../../localstack/event-source', import.meta.url));
 const serverlessBin = fileURLToPath(new URL('../../node_modules/osls/bin/serverless.js', import.meta.url));
@@ -67,17 +67,6 @@ custom:
     maximumRetryAttempts: 1
     retryBackoffMs: 50
 `;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,9 +1,10 @@
-import { createServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { createClickHouse } from '../../shared/clickhouse.ts';
 import { migrate } from '../../clickhouse/migrate.ts';
+
+export { freePort } from '../../localstack/ports.ts';
 
 /** The environment of the stack the global setup started. */
 export function stackEnv(): Record<string, string> {
@@ -30,18 +31,6 @@ export async function migratedDatabase(clickhouseUrl: string, prefix: string): P
       await Promise.all([client.close(), admin.close()]);
     },
   };
-}
-
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
