@@ -4,7 +4,20 @@ import { fileURLToPath } from 'node:url';
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const serverlessBin = fileURLToPath(new URL('../node_modules/osls/bin/serverless.js', import.meta.url));
 
-export interface OfflineOptions { env: Record<string, string>; httpPort: number; lambdaPort: number; stdio?: 'inherit' | 'pipe' }
+export interface OfflineOptions {
+  env: Record<string, string>;
+  httpPort: number;
+  lambdaPort: number;
+  stdio?: 'inherit' | 'pipe';
+  /**
+   * Run handlers in serverless offline's own process instead of a worker thread per concurrent
+   * invocation. Default: OFFLINE_IN_PROCESS. Worker threads isolate functions like Lambda does,
+   * but every concurrent request starts another worker (a cold start, ~100 MB), so on a small
+   * machine a burst past ~50-100 req/s snowballs; in-process shares one copy of each function,
+   * but keeps the first build of each bundle (no hot reload) and one process.env for all.
+   */
+  inProcess?: boolean;
+}
 
 export interface Offline { readonly url: string; readonly process: ChildProcess; stop(): Promise<void> }
 
@@ -12,8 +25,10 @@ export interface Offline { readonly url: string; readonly process: ChildProcess;
  * Runs `serverless offline start` (with the event source emulator) against the given stack
  * and resolves once the HTTP API answers.
  */
-export async function startOffline({ env, httpPort, lambdaPort, stdio = 'pipe' }: OfflineOptions): Promise<Offline> {
-  const child = spawn(process.execPath, [serverlessBin, 'offline', 'start'], {
+export async function startOffline({
+  env, httpPort, lambdaPort, stdio = 'pipe', inProcess = /^(1|true)$/i.test(process.env.OFFLINE_IN_PROCESS ?? ''),
+}: OfflineOptions): Promise<Offline> {
+  const child = spawn(process.execPath, [serverlessBin, 'offline', 'start', ...(inProcess ? ['--useInProcess'] : [])], {
     cwd: repoRoot,
     env: { ...process.env, ...env, HTTP_PORT: String(httpPort), LAMBDA_PORT: String(lambdaPort), SLS_TELEMETRY_DISABLED: '1' },
     stdio: ['ignore', stdio, stdio],
