@@ -83,18 +83,29 @@ export const clientEvent = z.discriminatedUnion('type', [
 ]);
 export type ClientEvent = z.infer<typeof clientEvent>;
 
-/** One event as it travels in Kafka: the client event enriched by the ingest from trusted sources. */
-export const acceptedEvent = z.intersection(
-  clientEvent,
-  z.object({
-    event_id: z.uuid(),
-    user_id: text(Number.MAX_SAFE_INTEGER),
-    received_at: z.iso.datetime(),
-    occurred_at: z.iso.datetime(),
-    request_id: z.string(),
-    schema_version: z.number().int().positive(),
-  }),
-);
+/** What the ingest adds to every event from trusted sources (token, clock, request). */
+const enrichment = {
+  event_id: z.uuid(),
+  user_id: text(Number.MAX_SAFE_INTEGER),
+  received_at: z.iso.datetime(),
+  occurred_at: z.iso.datetime(),
+  request_id: z.string(),
+  schema_version: z.number().int().positive(),
+};
+
+/**
+ * One event as it travels in Kafka: the client event enriched by the ingest. A discriminated
+ * union of extended objects, not an intersection: zod checks an intersection twice and merges,
+ * which made validation 3-4× slower on the writer's 10,000-record batches.
+ */
+export const acceptedEvent = z.discriminatedUnion('type', [
+  eventSchemas.film_progress.extend(enrichment),
+  eventSchemas.film_rating.extend(enrichment),
+  eventSchemas.bookmark.extend(enrichment),
+  eventSchemas.page_view.extend(enrichment),
+  eventSchemas.click.extend(enrichment),
+  eventSchemas.search.extend(enrichment),
+]);
 export type AcceptedEvent = z.infer<typeof acceptedEvent>;
 
 /** Kafka header names the ingest sets on every message. */

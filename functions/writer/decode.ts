@@ -26,6 +26,12 @@ export function decodeRecord(record: MSKRecord): DecodedRecord {
   return { ok: true, position, event: parsed.data };
 }
 
+/** Kafka order: topic, partition, offset (plain comparisons: localeCompare is slow on 10,000 records). */
+function byPosition(a: MSKRecord, b: MSKRecord): number {
+  if (a.topic !== b.topic) return a.topic < b.topic ? -1 : 1;
+  return a.partition - b.partition || Number(a.offset) - Number(b.offset);
+}
+
 /** Every record of the batch, in topic-partition then offset order. */
 export function batchRecords(event: MSKEvent): MSKRecord[] {
   return Object.keys(event.records ?? {})
@@ -42,7 +48,7 @@ export function batchRecords(event: MSKEvent): MSKRecord[] {
 export function deduplicationToken(records: MSKRecord[]): string {
   const ranges = new Map<string, { first: number; last: number }>();
   const digest = createHash('sha256');
-  for (const record of [...records].sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition || Number(a.offset) - Number(b.offset))) {
+  for (const record of [...records].sort(byPosition)) {
     const key = `${record.topic}-${record.partition}`;
     const offset = Number(record.offset);
     const range = ranges.get(key);

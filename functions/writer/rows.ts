@@ -28,31 +28,32 @@ export interface EventRow {
 
 /** Maps an accepted event to its ClickHouse row; fields a type lacks are NULL. */
 export function toClickHouseRow(event: AcceptedEvent, position: RecordPosition): EventRow {
-  const field = <K extends string>(name: K): unknown => (name in event ? (event as Record<string, unknown>)[name] : undefined);
-  const text = (name: string) => (typeof field(name) === 'string' ? (field(name) as string) : null);
-  const int = (name: string) => (typeof field(name) === 'number' ? (field(name) as number) : null);
-  const clientTs = event.client_ts === undefined ? null : new Date(event.client_ts).toISOString();
+  // Plain property reads: this runs 10,000 times per batch. Fields a type lacks read as undefined.
+  const fields = event as Partial<Record<string, unknown>>;
   return {
     event_id: event.event_id,
     event_type: event.type,
     schema_version: event.schema_version,
     user_id: event.user_id,
-    film_id: text('film_id') ?? '',
+    film_id: text(fields.film_id) ?? '',
     occurred_at: event.occurred_at,
     received_at: event.received_at,
-    client_ts: clientTs,
+    client_ts: event.client_ts === undefined ? null : new Date(event.client_ts).toISOString(),
     request_id: event.request_id,
-    position_s: int('position_s'),
-    duration_s: int('duration_s'),
-    score: int('score'),
-    action: text('action'),
-    url: text('url'),
-    referrer: text('referrer'),
-    element: text('element'),
-    query: text('query'),
-    results_count: int('results_count'),
+    position_s: int(fields.position_s),
+    duration_s: int(fields.duration_s),
+    score: int(fields.score),
+    action: text(fields.action),
+    url: text(fields.url),
+    referrer: text(fields.referrer),
+    element: text(fields.element),
+    query: text(fields.query),
+    results_count: int(fields.results_count),
     kafka_topic: position.topic,
     kafka_partition: position.partition,
     kafka_offset: position.offset,
   };
 }
+
+const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+const int = (value: unknown): number | null => (typeof value === 'number' ? value : null);
