@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A missing or malformed environment variable: fails the cold start, naming the variable. */
 export class ConfigError extends Error {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { eventSchemas, eventTypes, type EventType } from './events.ts';
 
 /**

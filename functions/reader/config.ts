@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { env, loadConfig } from '../../shared/config.ts';
 import { authEnv } from '../../shared/auth.ts';
 import { clickHouseEnv } from '../../shared/clickhouse.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { kafkaEnv, loadConfig } from '../../shared/config.ts';
 import { clickHouseEnv } from '../../shared/clickhouse.ts';
 import { kafkaAuthEnv } from '../../shared/kafka.ts';
