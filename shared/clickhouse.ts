@@ -1,5 +1,6 @@
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { env } from './config.ts';
+import { secretLocation, secretReader, type SecretStores } from './secrets.ts';
 
 /** ClickHouse settings every function that touches ClickHouse reads the same way. */
 export const clickHouseEnv = {
@@ -28,4 +29,35 @@ export function createClickHouse(settings: ClickHouseSettings, database = settin
     request_timeout: settings.CLICKHOUSE_REQUEST_TIMEOUT_MS,
     clickhouse_settings: { date_time_input_format: 'best_effort' },
   });
+}
+
+/** ClickHouse settings plus where the password is stored in a deployed stage. */
+export interface StoredClickHouseSettings extends ClickHouseSettings {
+  CLICKHOUSE_PASSWORD_PARAMETER?: string | undefined;
+  CLICKHOUSE_PASSWORD_SECRET_ARN?: string | undefined;
+  SECRETS_MAX_AGE_S?: number | undefined;
+}
+
+/**
+ * The ClickHouse client, created on first use: with CLICKHOUSE_PASSWORD offline, or with the
+ * password read from SSM / Secrets Manager (cached). A rotated password builds a new client.
+ */
+export function clickHouseWithStoredPassword(settings: StoredClickHouseSettings, { stores }: { stores?: SecretStores } = {}): () => Promise<ClickHouseClient> {
+  const source = {
+    name: 'CLICKHOUSE_PASSWORD',
+    value: settings.CLICKHOUSE_PASSWORD,
+    parameterName: settings.CLICKHOUSE_PASSWORD_PARAMETER,
+    secretId: settings.CLICKHOUSE_PASSWORD_SECRET_ARN,
+  };
+  const stored = secretLocation(source) === 'ssm' || secretLocation(source) === 'secretsManager';
+  const read = secretReader(source, { maxAgeS: settings.SECRETS_MAX_AGE_S, stores });
+  let current: { password: string; client: ClickHouseClient } | undefined;
+  return async () => {
+    const password = stored ? await read() : settings.CLICKHOUSE_PASSWORD;
+    if (current?.password !== password) {
+      void current?.client.close();
+      current = { password, client: createClickHouse({ ...settings, CLICKHOUSE_PASSWORD: password }) };
+    }
+    return current.client;
+  };
 }

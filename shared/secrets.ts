@@ -1,6 +1,4 @@
-import { z } from 'zod';
-import type { ClickHouseClient } from '@clickhouse/client';
-import { createClickHouse, type ClickHouseSettings } from './clickhouse.ts';
+import * as z from 'zod';
 import { env } from './config.ts';
 
 /**
@@ -22,7 +20,7 @@ export interface SecretSource {
   secretId?: string | undefined;
 }
 
-/** The two stores, narrowed to what is read here; Powertools' providers by default, stubs in tests. */
+/** The two stores, narrowed to what is read here; the AWS SDK by default, stubs in tests. */
 export interface SecretStores {
   ssm: { get(name: string, options: { maxAge: number; decrypt: true }): Promise<unknown> };
   secretsManager: { get(id: string, options: { maxAge: number }): Promise<unknown> };
@@ -33,24 +31,47 @@ export class SecretError extends Error {
   override readonly name = 'SecretError';
 }
 
-let defaultStores: Promise<SecretStores> | undefined;
-
-/** Powertools providers, loaded on first use so offline runs never load the AWS SDK. */
-function powertoolsStores(): Promise<SecretStores> {
-  defaultStores ??= (async () => {
-    const [{ SSMProvider }, { SecretsProvider }] = await Promise.all([
-      import('@aws-lambda-powertools/parameters/ssm'),
-      import('@aws-lambda-powertools/parameters/secrets'),
-    ]);
-    const ssm = new SSMProvider();
-    const secretsManager = new SecretsProvider();
-    return {
-      ssm: { get: (name, options) => ssm.get(name, options) },
-      secretsManager: { get: (id, options) => secretsManager.get(id, options) },
-    };
-  })();
-  return defaultStores;
+/** The SDK clients the default stores call; tests pass clients whose `send` is stubbed. */
+export interface SecretClients {
+  ssm?: import('@aws-sdk/client-ssm').SSMClient;
+  secretsManager?: import('@aws-sdk/client-secrets-manager').SecretsManagerClient;
 }
+
+/**
+ * SSM and Secrets Manager through the AWS SDK v3 (provided by the Lambda runtime), each value
+ * kept in memory for `maxAge` seconds. The SDK is imported on first use: a static import, even
+ * through Powertools' parameter providers, put ~100-150 ms of SDK loading in every cold start,
+ * offline too, where secrets are plain values.
+ */
+export function awsSecretStores(clients: SecretClients = {}): SecretStores {
+  const cache = new Map<string, { value: unknown; expiresAt: number }>();
+  const cached = (key: string, maxAgeS: number, fetch: () => Promise<unknown>) => async () => {
+    const hit = cache.get(key);
+    if (hit && hit.expiresAt > Date.now()) return hit.value;
+    const value = await fetch();
+    cache.set(key, { value, expiresAt: Date.now() + maxAgeS * 1000 });
+    return value;
+  };
+  return {
+    ssm: {
+      get: (name, { maxAge }) => cached(`ssm:${name}`, maxAge, async () => {
+        const { SSMClient, GetParameterCommand } = await import('@aws-sdk/client-ssm');
+        clients.ssm ??= new SSMClient({});
+        return (await clients.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }))).Parameter?.Value;
+      })(),
+    },
+    secretsManager: {
+      get: (id, { maxAge }) => cached(`secretsmanager:${id}`, maxAge, async () => {
+        const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+        clients.secretsManager ??= new SecretsManagerClient({});
+        const secret = await clients.secretsManager.send(new GetSecretValueCommand({ SecretId: id }));
+        return secret.SecretString ?? secret.SecretBinary;
+      })(),
+    },
+  };
+}
+
+let defaultStores: SecretStores | undefined;
 
 /** Which store a source names; fails at cold start when more than one is set. */
 export function secretLocation(source: SecretSource): 'value' | 'ssm' | 'secretsManager' | undefined {
@@ -66,7 +87,7 @@ export function secretLocation(source: SecretSource): 'value' | 'ssm' | 'secrets
 
 /**
  * A reader for one secret: the plain value as is, or the stored one fetched on first use and then
- * served from Powertools' in-memory cache for `maxAgeS` (once per container, in practice).
+ * served from memory for `maxAgeS` (once per container, in practice).
  * A failed fetch is not remembered, so the next call retries.
  */
 export function secretReader(
@@ -77,7 +98,7 @@ export function secretReader(
   return async () => {
     if (location === 'value') return source.value!;
     if (location === undefined) throw new SecretError(`${source.name} is not configured`);
-    const store = stores ?? (await powertoolsStores());
+    const store = stores ?? (defaultStores ??= awsSecretStores());
     let stored: unknown;
     try {
       stored = location === 'ssm'
@@ -105,36 +126,5 @@ export function jsonSecretReader<T>(read: () => Promise<string>, schema: z.ZodTy
     const result = schema.safeParse(parsed);
     if (!result.success) throw new SecretError(`${name}: ${result.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
     return result.data;
-  };
-}
-
-/** ClickHouse settings plus where the password is stored in a deployed stage. */
-export interface StoredClickHouseSettings extends ClickHouseSettings {
-  CLICKHOUSE_PASSWORD_PARAMETER?: string | undefined;
-  CLICKHOUSE_PASSWORD_SECRET_ARN?: string | undefined;
-  SECRETS_MAX_AGE_S?: number | undefined;
-}
-
-/**
- * The ClickHouse client, created on first use: with CLICKHOUSE_PASSWORD offline, or with the
- * password read from SSM / Secrets Manager (cached). A rotated password builds a new client.
- */
-export function clickHouseWithStoredPassword(settings: StoredClickHouseSettings, { stores }: { stores?: SecretStores } = {}): () => Promise<ClickHouseClient> {
-  const source = {
-    name: 'CLICKHOUSE_PASSWORD',
-    value: settings.CLICKHOUSE_PASSWORD,
-    parameterName: settings.CLICKHOUSE_PASSWORD_PARAMETER,
-    secretId: settings.CLICKHOUSE_PASSWORD_SECRET_ARN,
-  };
-  const stored = secretLocation(source) === 'ssm' || secretLocation(source) === 'secretsManager';
-  const read = secretReader(source, { maxAgeS: settings.SECRETS_MAX_AGE_S, stores });
-  let current: { password: string; client: ClickHouseClient } | undefined;
-  return async () => {
-    const password = stored ? await read() : settings.CLICKHOUSE_PASSWORD;
-    if (current?.password !== password) {
-      void current?.client.close();
-      current = { password, client: createClickHouse({ ...settings, CLICKHOUSE_PASSWORD: password }) };
-    }
-    return current.client;
   };
 }

@@ -5,7 +5,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
 import { httpErrors, json, type HttpHandlerResult } from '../../shared/http.ts';
-import { clickHouseWithStoredPassword } from '../../shared/secrets.ts';
+import { clickHouseWithStoredPassword } from '../../shared/clickhouse.ts';
 import { httpAccessLog, logger, metrics } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { createProgressReader } from './progress.ts';

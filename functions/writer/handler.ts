@@ -3,7 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Context, MSKEvent } from 'aws-lambda';
 import { createKafka, createProducer } from '../../shared/kafka.ts';
-import { clickHouseWithStoredPassword } from '../../shared/secrets.ts';
+import { clickHouseWithStoredPassword } from '../../shared/clickhouse.ts';
 import { logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { toDeadLetterMessage } from './dead-letter.ts';

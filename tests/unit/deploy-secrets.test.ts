@@ -1,9 +1,8 @@
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
 import { describe, expect, it, vi } from 'vitest';
 import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
-import { SecretError, secretReader, type SecretStores } from '../../shared/secrets.ts';
+import { awsSecretStores, SecretError, secretReader, type SecretStores } from '../../shared/secrets.ts';
 import { signDevToken } from '../../localstack/dev-token.ts';
 
 const settings = { JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 10 };
@@ -45,18 +44,25 @@ describe('secrets: plain offline, from SSM or Secrets Manager when deployed', ()
     expect(ssm).toHaveBeenCalledTimes(2);
   });
 
-  it('with Powertools and the AWS SDK: one GetParameter per container, then the cache', async () => {
+  it('with the AWS SDK: one GetParameter per container, then the cache until maxAge', async () => {
     const client = new SSMClient({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'x' } });
     const send = vi.fn(async () => ({ Parameter: { Name: '/ugc/jwt', Value: 'cached-secret-value', Type: 'SecureString' } }));
     client.send = send as unknown as typeof client.send;
-    const provider = new SSMProvider({ awsSdkV3Client: client });
-    const stores: SecretStores = { ssm: { get: (n, o) => provider.get(n, o) }, secretsManager: { get: async () => { throw new Error('unused'); } } };
+    const stores = awsSecretStores({ ssm: client });
     const read = secretReader({ name: 'JWT_SECRET', parameterName: '/ugc/jwt' }, { stores, maxAgeS: 900 });
     expect(await read()).toBe('cached-secret-value');
     expect(await read()).toBe('cached-secret-value');
     expect(send).toHaveBeenCalledTimes(1);
     const command = (send.mock.calls[0] as unknown[])[0] as { input: unknown };
     expect(command.input).toEqual({ Name: '/ugc/jwt', WithDecryption: true });
+    // A rotation reaches a running container once the cached value is older than maxAge.
+    vi.useFakeTimers({ now: Date.now() + 901_000, toFake: ['Date'] });
+    try {
+      expect(await read()).toBe('cached-secret-value');
+      expect(send).toHaveBeenCalledTimes(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
