@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { toClusterStatements } from './cluster.ts';
 
 /** Where the versioned migrations live: NNN_name.sql, applied in name order. */
 export const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
@@ -41,15 +42,21 @@ export class MigrationChangedError extends Error {
  * Creates the database if needed, then applies the migrations not yet recorded in
  * `schema_migrations`. Idempotent; refuses to go on if an applied migration's file changed.
  * `admin` must not be bound to `database` (it may not exist yet); `db` must be.
+ * With `cluster`, every statement is applied in its cluster form (clickhouse/cluster.ts); the
+ * bookkeeping table stays on the node the runner talks to, which runs the ON CLUSTER DDL.
  */
 export async function migrate(
   admin: ClickHouseClient,
   db: ClickHouseClient,
   database: string,
   migrations?: Migration[],
+  { cluster }: { cluster?: string | undefined } = {},
 ): Promise<string[]> {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new Error(`invalid database name: ${database}`);
-  await admin.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
+  const all = migrations ?? (await readMigrations());
+  // Rewritten before anything runs, so a statement with no cluster form changes nothing.
+  const statementsOf = new Map(all.map((m) => [m.version, cluster ? m.statements.flatMap((s) => toClusterStatements(s, cluster)) : m.statements]));
+  await admin.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}${cluster ? ` ON CLUSTER ${cluster}` : ''}` });
   await db.command({
     query: `CREATE TABLE IF NOT EXISTS schema_migrations
       (version String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
@@ -60,7 +67,7 @@ export async function migrate(
       .json<{ version: string; checksum: string }>()).map((row) => [row.version, row.checksum]),
   );
   const done: string[] = [];
-  for (const migration of migrations ?? (await readMigrations())) {
+  for (const migration of all) {
     const checksum = applied.get(migration.version);
     if (checksum === migration.checksum) continue;
     if (checksum !== undefined) {
@@ -68,7 +75,7 @@ export async function migrate(
         `migration ${migration.version} changed after it was applied; add a new migration instead of editing it`,
       );
     }
-    for (const query of migration.statements) await db.command({ query });
+    for (const query of statementsOf.get(migration.version)!) await db.command({ query });
     await db.insert({
       table: 'schema_migrations',
       values: [{ version: migration.version, checksum: migration.checksum }],
@@ -87,8 +94,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const admin = createClickHouse(settings, 'default');
   const db = createClickHouse(settings);
   try {
-    const done = await migrate(admin, db, settings.CLICKHOUSE_DATABASE);
-    console.log(JSON.stringify({ msg: 'migrations applied', database: settings.CLICKHOUSE_DATABASE, applied: done }));
+    const cluster = process.env.CLICKHOUSE_CLUSTER?.trim() || undefined;
+    const done = await migrate(admin, db, settings.CLICKHOUSE_DATABASE, undefined, { cluster });
+    console.log(JSON.stringify({ msg: 'migrations applied', database: settings.CLICKHOUSE_DATABASE, cluster, applied: done }));
   } finally {
     await Promise.all([admin.close(), db.close()]);
   }

@@ -65,7 +65,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const admin = createClickHouse(settings, 'default');
     const db = createClickHouse(settings);
     try {
-      await migrate(admin, db, settings.CLICKHOUSE_DATABASE);
+      // CLICKHOUSE_CLUSTER only means something for a real server (the compose cluster profile).
+      const cluster = clickhouse ? undefined : env.CLICKHOUSE_CLUSTER?.trim() || undefined;
+      await migrate(admin, db, settings.CLICKHOUSE_DATABASE, undefined, { cluster });
     } finally {
       await Promise.all([admin.close(), db.close()]);
     }

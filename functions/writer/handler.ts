@@ -41,7 +41,12 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
         values: rows,
         format: 'JSONEachRow',
         // Synchronous insert: the token deduplicates the block, and success means the rows are stored.
-        clickhouse_settings: { insert_deduplication_token: token, async_insert: 0, deduplicate_blocks_in_dependent_materialized_views: 1 },
+        // On a cluster (events is Distributed) insert_distributed_sync makes that hold on the shards
+        // too, instead of queueing the rows on the node that took the insert; elsewhere it is inert.
+        clickhouse_settings: {
+          insert_deduplication_token: token, async_insert: 0, insert_distributed_sync: 1,
+          deduplicate_blocks_in_dependent_materialized_views: 1,
+        },
       });
     } catch (error) {
       const code = (error as { code?: string }).code;

@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 
 // No Docker engine runs here, so the compose file is checked for structure, not run.
 const compose = parse(readFileSync(new URL('../../localstack/compose.yml', import.meta.url), 'utf8'), { merge: true }) as {
-  services: Record<string, { image: string; ports?: string[]; environment?: Record<string, unknown> }>;
+  services: Record<string, { image: string; ports?: string[]; environment?: Record<string, unknown>; profiles?: string[]; volumes?: string[] }>;
 };
 
 describe('localstack/compose.yml', () => {
@@ -47,5 +47,27 @@ describe('localstack/compose.yml', () => {
     expect(readFileSync(new URL('../../README.md', import.meta.url), 'utf8')).toContain('CLICKHOUSE_URL=http://localhost:8123');
     expect(compose.services.localstack?.image).toMatch(/^localstack\/localstack:/);
     expect(String(compose.services.localstack?.environment?.SERVICES)).toMatch(/ssm.*secretsmanager/);
+  });
+
+  it('has a cluster profile of 2 shards × 2 replicas and a Keeper, matching remote_servers and the macros', () => {
+    const nodes = Object.entries(compose.services).filter(([name]) => /^clickhouse-s\d+r\d+$/.test(name));
+    expect(nodes).toHaveLength(4);
+    const clusterXml = readFileSync(new URL('../../localstack/clickhouse/cluster/cluster.xml', import.meta.url), 'utf8');
+    const shards = [...clusterXml.matchAll(/<shard>([\s\S]*?)<\/shard>/g)].map((m) => [...m[1]!.matchAll(/<host>([^<]+)<\/host>/g)].map((h) => h[1]));
+    expect(shards).toEqual([['clickhouse-s1r1', 'clickhouse-s1r2'], ['clickhouse-s2r1', 'clickhouse-s2r2']]);
+    const macros = new Set<string>();
+    for (const [name, node] of nodes) {
+      expect(node.profiles, name).toEqual(['cluster']);
+      expect(node.volumes, name).toContain('./clickhouse/cluster/cluster.xml:/etc/clickhouse-server/config.d/cluster.xml:ro');
+      const { CH_SHARD, CH_REPLICA } = node.environment!;
+      // Each node's {shard} macro names the shard remote_servers puts it in.
+      expect(shards[Number(CH_SHARD) - 1], name).toContain(name);
+      macros.add(`${CH_SHARD}/${CH_REPLICA}`);
+    }
+    expect(macros.size).toBe(4);
+    expect(compose.services['clickhouse-keeper']?.profiles).toEqual(['cluster']);
+    expect(clusterXml).toContain('<host>clickhouse-keeper</host>');
+    // The single-node server stays the default (no profile).
+    expect(compose.services.clickhouse?.profiles).toBeUndefined();
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * The cluster form of the migrations (CLICKHOUSE_CLUSTER): the single-node files stay the one
+ * source of truth, and each statement is rewritten for a sharded, replicated cluster:
+ *
+ * - a table `t` becomes `t_local` (Replicated*MergeTree, one replica set per shard) plus `t`, a
+ *   Distributed table over every shard's `t_local`, so readers and the writer keep using `t`;
+ * - a materialized view reads `<source>_local` and writes `<target>_local`: each shard keeps the
+ *   aggregates of the rows it holds, and reading through the Distributed table merges them;
+ * - a plain view reads the Distributed tables;
+ * - every statement runs ON CLUSTER, so one migration run reaches every node.
+ *
+ * A statement of another shape throws: single-node DDL must never reach a cluster unchanged.
+ */
+export class ClusterDdlError extends Error {
+  override readonly name = 'ClusterDdlError';
+}
+
+/** Suffix of the per-shard tables behind each Distributed table. */
+export const localSuffix = '_local';
+
+// Identifiers are checked before they are put into SQL text.
+const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The sharding key of a table's Distributed table. By viewer wherever there is one: a viewer's
+ * events, their deduplication by event_id and their latest position in each film then live on
+ * one shard, so ReplacingMergeTree and the progress view see all of a viewer's rows together.
+ */
+export function shardingKey(table: string, columns: string): string {
+  if (/^\s*user_id\s/m.test(columns)) return 'cityHash64(user_id)';
+  if (/^\s*film_id\s/m.test(columns)) return 'cityHash64(film_id)';
+  throw new ClusterDdlError(`${table}: no user_id or film_id column to shard by`);
+}
+
+/** The statements that stand for one single-node statement on cluster `cluster`. */
+export function toClusterStatements(statement: string, cluster: string): string[] {
+  if (!identifier.test(cluster)) throw new ClusterDdlError(`invalid cluster name: ${cluster}`);
+  const sql = statement.trim();
+  const onCluster = `ON CLUSTER ${cluster}`;
+
+  const table = sql.match(/^CREATE TABLE IF NOT EXISTS (\w+)\s*\(([\s\S]*)\)\s*ENGINE\s*=\s*(\w*)MergeTree(?:\(([^)]*)\))?([\s\S]*)$/);
+  if (table) {
+    const [, name, columns, kind, args, rest] = table as unknown as [string, string, string, string, string | undefined, string];
+    const local = `${name}${localSuffix}`;
+    const engineArgs = [`'/clickhouse/tables/{shard}/{database}/${local}'`, `'{replica}'`, ...(args?.trim() ? [args.trim()] : [])];
+    return [
+      `CREATE TABLE IF NOT EXISTS ${local} ${onCluster} (${columns}) ENGINE = Replicated${kind}MergeTree(${engineArgs.join(', ')})${replicatedSettingNames(rest)}`,
+      `CREATE TABLE IF NOT EXISTS ${name} ${onCluster} AS ${local} ENGINE = Distributed(${cluster}, currentDatabase(), ${local}, ${shardingKey(name, columns)})`,
+    ];
+  }
+
+  const materialized = sql.match(/^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+)\s+AS\s+(SELECT[\s\S]*)$/);
+  if (materialized) {
+    const [, name, target, select] = materialized as unknown as [string, string, string, string];
+    const localSelect = select.replace(/\bFROM\s+(\w+)/g, (_, source: string) => `FROM ${source}${localSuffix}`);
+    return [`CREATE MATERIALIZED VIEW IF NOT EXISTS ${name} ${onCluster} TO ${target}${localSuffix} AS ${localSelect}`];
+  }
+
+  const view = sql.match(/^CREATE VIEW IF NOT EXISTS (\w+)\s+AS\s+(SELECT[\s\S]*)$/);
+  if (view) return [`CREATE VIEW IF NOT EXISTS ${view[1]} ${onCluster} AS ${view[2]}`];
+
+  const setting = sql.match(/^ALTER TABLE (\w+) MODIFY SETTING ([\s\S]+)$/);
+  if (setting) return [`ALTER TABLE ${setting[1]}${localSuffix} ${onCluster} MODIFY SETTING ${replicatedSettingNames(setting[2]!)}`];
+
+  throw new ClusterDdlError(`no cluster form for this statement; extend clickhouse/cluster.ts: ${sql.slice(0, 120)}`);
+}
+
+// Replicated tables deduplicate inserts through Keeper with replicated_deduplication_window;
+// the non_replicated_ setting does not apply to them.
+function replicatedSettingNames(text: string): string {
+  return text.replace(/\bnon_replicated_deduplication_window\b/g, 'replicated_deduplication_window');
+}

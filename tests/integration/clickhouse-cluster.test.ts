@@ -1,0 +1,80 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterDdlError, toClusterStatements } from '../../clickhouse/cluster.ts';
+import { readMigrations, type Migration } from '../../clickhouse/migrate.ts';
+import { createClickHouse } from '../../shared/clickhouse.ts';
+import { stackEnv } from '../setup/context.ts';
+
+// No cluster runs here (no Docker, no Keeper): the cluster form of every migration is checked by
+// ClickHouse's own parser (formatQuery on the embedded engine) and for the shape a 2-shard ×
+// 2-replica cluster needs. The compose file's cluster profile runs it for real.
+const cluster = 'ugc_cluster';
+let client: ClickHouseClient;
+let migrations: Migration[];
+
+beforeAll(async () => {
+  client = createClickHouse({ CLICKHOUSE_URL: stackEnv().CLICKHOUSE_URL!, CLICKHOUSE_USER: 'default', CLICKHOUSE_PASSWORD: '', CLICKHOUSE_DATABASE: 'default', CLICKHOUSE_REQUEST_TIMEOUT_MS: 30_000 });
+  migrations = await readMigrations();
+});
+
+afterAll(async () => {
+  await client?.close();
+});
+
+/** ClickHouse's canonical text of a statement; throws the parser's error for invalid SQL. */
+async function parse(sql: string): Promise<string> {
+  const result = await client.query({ query: 'SELECT formatQuery({sql:String}) AS formatted', query_params: { sql }, format: 'JSONEachRow' });
+  const [row] = await result.json<{ formatted: string }>();
+  return row!.formatted;
+}
+
+const clusterForm = () => migrations.flatMap((m) => m.statements.flatMap((s) => toClusterStatements(s, cluster)));
+
+describe('the cluster form of the migrations (CLICKHOUSE_CLUSTER)', () => {
+  it('parses in ClickHouse, statement by statement, every one ON CLUSTER', async () => {
+    const statements = clusterForm();
+    expect(statements.length).toBeGreaterThan(migrations.flatMap((m) => m.statements).length);
+    for (const sql of statements) {
+      const formatted = await parse(sql);
+      expect(formatted, sql).toContain(`ON CLUSTER ${cluster}`);
+    }
+    // The parser is real: broken SQL is refused.
+    await expect(parse('CREATE TABLE x ON CLUSTER c (a UInt8) ENGINE = ReplicatedMergeTree(')).rejects.toThrow(/Syntax error/);
+  });
+
+  it('keeps every table as a replicated local table plus a Distributed table of the same name, sharded by viewer', async () => {
+    const formatted = await Promise.all(clusterForm().map(parse));
+    const local = (name: string) => formatted.find((s) => s.startsWith(`CREATE TABLE IF NOT EXISTS ${name}_local `));
+    const distributed = (name: string) => formatted.find((s) => s.startsWith(`CREATE TABLE IF NOT EXISTS ${name} `));
+    expect(local('events')).toMatch(/ENGINE = ReplicatedReplacingMergeTree\('\/clickhouse\/tables\/\{shard\}\/\{database\}\/events_local', '\{replica\}'\)/);
+    expect(local('events')).toContain('replicated_deduplication_window = 10000');
+    expect(local('events')).not.toContain('non_replicated_deduplication_window');
+    // The version column stays: a late, older position never wins on any shard.
+    expect(local('film_progress_latest')).toMatch(/ReplicatedReplacingMergeTree\('[^']+film_progress_latest_local', '\{replica\}', occurred_at\)/);
+    expect(local('film_daily_stats')).toContain('ReplicatedAggregatingMergeTree(');
+    expect(distributed('events')).toContain(`ENGINE = Distributed(${cluster}, currentDatabase(), events_local, cityHash64(user_id))`);
+    expect(distributed('film_progress_latest')).toContain('cityHash64(user_id)');
+    expect(distributed('film_daily_stats')).toContain('cityHash64(film_id)');
+  });
+
+  it('feeds each shard’s views from its local rows, and reads analyst views through the Distributed tables', async () => {
+    const formatted = await Promise.all(clusterForm().map(parse));
+    const progressView = formatted.find((s) => s.startsWith('CREATE MATERIALIZED VIEW IF NOT EXISTS film_progress_latest_mv '));
+    expect(progressView).toMatch(/TO film_progress_latest_local[\s\S]*FROM events_local/);
+    const statsView = formatted.find((s) => s.startsWith('CREATE MATERIALIZED VIEW IF NOT EXISTS film_daily_stats_mv '));
+    expect(statsView).toMatch(/TO film_daily_stats_local[\s\S]*FROM events_local/);
+    const analystView = formatted.find((s) => s.startsWith('CREATE VIEW IF NOT EXISTS film_daily_stats_v '));
+    expect(analystView).toMatch(/FROM film_daily_stats\b(?!_local)/);
+    // Migration 004's window lands on the replicated local tables under its replicated name.
+    const alters = formatted.filter((s) => s.startsWith('ALTER TABLE'));
+    expect(alters.map((s) => s.split(' ')[2])).toEqual(['film_daily_stats_local', 'film_progress_latest_local']);
+    for (const alter of alters) expect(alter).toMatch(new RegExp(`ON CLUSTER ${cluster}[\\s\\S]*MODIFY SETTING replicated_deduplication_window = 10000`));
+  });
+
+  it('refuses a statement it has no cluster form for, rather than passing single-node DDL through', () => {
+    expect(() => toClusterStatements('DROP TABLE events', cluster)).toThrow(ClusterDdlError);
+    expect(() => toClusterStatements('CREATE TABLE IF NOT EXISTS t (a UInt8) ENGINE = Log', cluster)).toThrow(ClusterDdlError);
+    expect(() => toClusterStatements('CREATE TABLE IF NOT EXISTS t (a UInt8) ENGINE = MergeTree ORDER BY a', cluster)).toThrow(/no user_id or film_id/);
+    expect(() => toClusterStatements('CREATE VIEW IF NOT EXISTS v AS SELECT 1', 'bad-name; DROP')).toThrow(/invalid cluster name/);
+  });
+});
