@@ -7,10 +7,11 @@ import * as z from 'zod';
 export const SCHEMA_VERSION = 1;
 
 // Only whole Unicode text: a lone UTF-16 surrogate (valid in JSON as "\ud800") cannot be stored
-// by ClickHouse's JSON input, and one such event would fail every insert of its batch.
-const loneSurrogate = /\p{Cs}/u;
+// by ClickHouse's JSON input, and one such event would fail every insert of its batch. A regex,
+// not a refine, so the JSON Schema (OpenAPI, the writer's compiled validators) carries the rule too.
+export const wellFormedText = /^\P{Cs}*$/u;
 const text = (max: number) =>
-  z.string().min(1).max(max).refine((s) => !loneSurrogate.test(s), 'must be valid Unicode text (no lone surrogates)');
+  z.string().min(1).max(max).regex(wellFormedText, 'must be valid Unicode text (no lone surrogates)');
 const filmId = text(64);
 const url = text(2048);
 // Largest value of the UInt32 columns the counters are stored in (wider values would wrap silently).

@@ -1,7 +1,5 @@
 import type { Message } from 'kafkajs';
-import type { DecodedRecord } from './decode.ts';
-
-type Poison = Extract<DecodedRecord, { ok: false }>;
+import type { PoisonRecord } from './decode.ts';
 
 /** Header names a dead-lettered message carries besides its original headers. */
 export const deadLetterHeaders = {
@@ -12,7 +10,7 @@ export const deadLetterHeaders = {
 } as const;
 
 /** The original record, byte for byte, plus why it was refused and where it came from. */
-export function toDeadLetterMessage({ record, reason, position }: Poison): Message {
+export function toDeadLetterMessage({ record, reason, position }: PoisonRecord): Message {
   const headers: Record<string, Buffer> = {};
   for (const header of record.headers ?? []) {
     for (const [name, bytes] of Object.entries(header)) headers[name] = Buffer.from(bytes);

@@ -7,8 +7,8 @@ import { clickHouseWithStoredPassword } from '../../shared/clickhouse.ts';
 import { logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { toDeadLetterMessage } from './dead-letter.ts';
-import { batchRecords, decodeRecord, deduplicationToken } from './decode.ts';
-import { toClickHouseRow } from './rows.ts';
+import { batchRecords, decodeRecord, deduplicationToken, type PoisonRecord } from './decode.ts';
+import { toClickHouseRow, type EventRow } from './rows.ts';
 
 // Created once per container and reused.
 const deadLetters = createProducer(createKafka(config), config);
@@ -25,9 +25,13 @@ const clickhouse = clickHouseWithStoredPassword(config);
 async function writeBatch(event: MSKEvent, context: Context): Promise<{ written: number; deadLettered: number }> {
   const records = batchRecords(event);
   const decoded = records.map(decodeRecord);
-  const rows = decoded.flatMap((d) => (d.ok ? [toClickHouseRow(d.event, d.position)] : []));
-  const poison = decoded.filter((d) => !d.ok);
-  const token = deduplicationToken(records);
+  const rows: EventRow[] = [];
+  const poison: PoisonRecord[] = [];
+  for (const d of decoded) {
+    if (d.ok) rows.push(toClickHouseRow(d.event, d.position));
+    else poison.push(d);
+  }
+  const token = deduplicationToken(decoded);
   logger.appendKeys({ batchId: context.awsRequestId, token, records: records.length });
   metrics.addMetric(metricNames.batchSize, MetricUnit.Count, records.length);
 
