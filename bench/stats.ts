@@ -7,6 +7,9 @@ export function percentile(samples: number[], p: number): number {
 
 export const median = (values: number[]): number => percentile(values, 50);
 
+/** Median of per-round ratios: each round runs both sides back to back, so a slow spell of the shared machine hits both. */
+export const pairedRatio = (measured: number[], baseline: number[]): number => median(measured.map((m, i) => m / baseline[i]!));
+
 export interface Row { benchmark: string; measured: string; baseline: string; ratio: string; target: string; verdict: string }
 
 /** Prints rows as one markdown table. */

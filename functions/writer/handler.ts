@@ -7,7 +7,7 @@ import { clickHouseWithStoredPassword } from '../../shared/clickhouse.ts';
 import { logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { toDeadLetterMessage } from './dead-letter.ts';
-import { batchRecords, decodeRecord, deduplicationToken, type PoisonRecord } from './decode.ts';
+import { BatchToken, batchRecords, decodeRecord, type PoisonRecord } from './decode.ts';
 import { toClickHouseRow, type EventRow } from './rows.ts';
 
 // Created once per container and reused.
@@ -24,14 +24,17 @@ const clickhouse = clickHouseWithStoredPassword(config);
  */
 async function writeBatch(event: MSKEvent, context: Context): Promise<{ written: number; deadLettered: number }> {
   const records = batchRecords(event);
-  const decoded = records.map(decodeRecord);
+  // One pass, keeping only rows: a parsed event dies young instead of surviving to a second pass (GC).
   const rows: EventRow[] = [];
   const poison: PoisonRecord[] = [];
-  for (const d of decoded) {
-    if (d.ok) rows.push(toClickHouseRow(d.event, d.position));
-    else poison.push(d);
+  const batchToken = new BatchToken();
+  for (const record of records) {
+    const decoded = decodeRecord(record);
+    batchToken.add(decoded);
+    if (decoded.ok) rows.push(toClickHouseRow(decoded.event, decoded.position));
+    else poison.push(decoded);
   }
-  const token = deduplicationToken(decoded);
+  const token = batchToken.toString();
   logger.appendKeys({ batchId: context.awsRequestId, token, records: records.length });
   metrics.addMetric(metricNames.batchSize, MetricUnit.Count, records.length);
 
