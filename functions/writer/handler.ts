@@ -8,7 +8,7 @@ import { logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry
 import { config } from './config.ts';
 import { toDeadLetterMessage } from './dead-letter.ts';
 import { BatchToken, batchRecords, decodeRecord, type PoisonRecord } from './decode.ts';
-import { toClickHouseRow, type EventRow } from './rows.ts';
+import { eventColumns, toClickHouseRow, type EventRow } from './rows.ts';
 
 // Created once per container and reused.
 const deadLetters = createProducer(createKafka(config), config);
@@ -45,10 +45,9 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
     try {
       await (await clickhouse()).insert({
         table: 'events',
-        // The whole batch as ONE value: the client then calls JSON.stringify once ("[{…},{…}]"), not
-        // once a row (~40% less time on 10,000 rows), and JSONEachRow reads a JSON array of rows.
-        values: [rows],
-        format: 'JSONEachRow',
+        values: rows,
+        format: 'JSONCompactEachRow',
+        columns: [...eventColumns],
         // Synchronous insert: the token deduplicates the block, and success means the rows are stored.
         // On a cluster (events is Distributed) insert_distributed_sync makes that hold on the shards
         // too, instead of queueing the rows on the node that took the insert; elsewhere it is inert.

@@ -2,7 +2,7 @@ import type { MSKEvent, MSKRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { batchRecords, decodeRecord, deduplicationToken } from '../../functions/writer/decode.ts';
 import { toDeadLetterMessage } from '../../functions/writer/dead-letter.ts';
-import { toClickHouseRow } from '../../functions/writer/rows.ts';
+import { rowObject, toClickHouseRow } from '../../functions/writer/rows.ts';
 
 const accepted = {
   type: 'film_rating', film_id: 'f1', score: 8, event_id: '0190b6b0-0000-7000-8000-000000000001', user_id: 'u1',
@@ -19,7 +19,7 @@ describe('writer decoding', () => {
     const decoded = decodeRecord(record(7, JSON.stringify(accepted)));
     expect(decoded.ok).toBe(true);
     if (!decoded.ok) return;
-    const row = toClickHouseRow(decoded.event, decoded.position);
+    const row = rowObject(toClickHouseRow(decoded.event, decoded.position));
     expect(row).toMatchObject({ event_type: 'film_rating', score: 8, film_id: 'f1', position_s: null, url: null, kafka_offset: 7 });
   });
 
