@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Metafile } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
 import { SignJWT } from 'jose';
 import { fmt, median, type Row } from './stats.ts';
 
@@ -11,6 +12,8 @@ const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const outDir = join(repoRoot, '.bench-coldstart');
 const processes = 5;
 const targets = { bundleBytes: 400 * 1024, initMs: 150 };
+// The esbuild plugins serverless.yml's custom.esbuild uses.
+const plugins = createRequire(import.meta.url)('../plugins/esbuild.cjs') as Plugin[];
 
 /** What each function's first invocation does here: real work that needs no Kafka or ClickHouse. */
 async function firstInvocation(name: string): Promise<{ env: Record<string, string>; event: unknown }> {
@@ -81,7 +84,7 @@ function contributors(metafile: Metafile): { name: string; bytes: number }[] {
 
 /**
  * Each function bundled as serverless.yml's custom.esbuild does (bundle, minify, esm, node20,
- * createRequire banner, @aws-sdk/* external), then init = import + first invocation in fresh
+ * createRequire banner, @aws-sdk/* external, plugins/esbuild.cjs), then init = import + first invocation in fresh
  * node processes (median of 5), beside the import of an empty module in the same conditions.
  */
 export async function benchColdStart(): Promise<{ rows: Row[]; json: Record<string, unknown> }> {
@@ -101,7 +104,7 @@ export async function benchColdStart(): Promise<{ rows: Row[]; json: Record<stri
       const result = await build({
         entryPoints: [entry], outfile, bundle: true, minify: true, sourcemap: true, target: 'node20', platform: 'node', format: 'esm',
         banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
-        external: ['@aws-sdk/*'], metafile: true, logLevel: 'silent',
+        external: ['@aws-sdk/*'], plugins, metafile: true, logLevel: 'silent',
       });
       const bytes = (await stat(outfile)).size;
       const top = contributors(result.metafile).slice(0, 6);

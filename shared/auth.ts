@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { LRUCache } from 'lru-cache';
+import QuickLRU from 'quick-lru';
 import * as z from 'zod';
 import { env } from './config.ts';
 import { HttpError } from './errors.ts';
@@ -81,7 +81,8 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
   const source = options.key
     ? { key: options.key, algorithms: settings.JWT_ALGORITHMS ?? [...asymmetricAlgorithms] }
     : keySource(settings);
-  const cache = settings.JWT_CACHE_SIZE > 0 ? new LRUCache<string, Viewer>({ max: settings.JWT_CACHE_SIZE, ttlAutopurge: false }) : undefined;
+  // quick-lru keeps between JWT_CACHE_SIZE and twice that many tokens (two generations, no per-hit bookkeeping).
+  const cache = settings.JWT_CACHE_SIZE > 0 ? new QuickLRU<string, Viewer>({ maxSize: settings.JWT_CACHE_SIZE }) : undefined;
 
   async function verifyToken(token: string): Promise<Viewer> {
     const verifyOptions = {
@@ -112,7 +113,7 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
       const viewer = await verifyToken(token);
       // Remembered until exp (no exp: a minute), so an expired token is never served from cache.
       const ttl = viewer.claims.exp ? viewer.claims.exp * 1000 - Date.now() : 60_000;
-      if (cache && ttl > 0) cache.set(token, viewer, { ttl });
+      if (cache && ttl > 0) cache.set(token, viewer, { maxAge: ttl });
       return viewer;
     } catch (cause) {
       if (cause instanceof HttpError) throw cause;
