@@ -102,9 +102,3 @@ export class BatchToken {
     if (this.group) this.ranges.push(`${this.group.topic}-${this.group.partition}:${this.first}-${this.group.offset}`);
   }
 }
-
-export function deduplicationToken(decoded: DecodedRecord[]): string {
-  const token = new BatchToken();
-  for (const record of decoded) token.add(record);
-  return token.toString();
-}

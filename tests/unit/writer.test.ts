@@ -1,6 +1,6 @@
 import type { MSKEvent, MSKRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { batchRecords, decodeRecord, deduplicationToken } from '../../functions/writer/decode.ts';
+import { BatchToken, batchRecords, decodeRecord, type DecodedRecord } from '../../functions/writer/decode.ts';
 import { toDeadLetterMessage } from '../../functions/writer/dead-letter.ts';
 import { rowObject, toClickHouseRow } from '../../functions/writer/rows.ts';
 
@@ -9,6 +9,11 @@ const accepted = {
   received_at: '2026-11-23T10:00:00.000Z', occurred_at: '2026-11-23T10:00:00.000Z', request_id: 'r1', schema_version: 1,
 };
 const b64 = (s: string) => Buffer.from(s).toString('base64');
+const deduplicationToken = (decoded: DecodedRecord[]) => {
+  const token = new BatchToken();
+  for (const d of decoded) token.add(d);
+  return token.toString();
+};
 const record = (offset: number, value: string, partition = 0): MSKRecord => ({
   topic: 'ugc.events', partition, offset, timestamp: 0, timestampType: 'CREATE_TIME', key: b64('u1'), value: b64(value),
   headers: [{ 'event-type': [...Buffer.from('film_rating')] }],
