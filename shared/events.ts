@@ -21,9 +21,14 @@ const maxEpochMs = 253_402_300_799_999;
 
 /** Fields common to every event, as the browser sends them. */
 const envelope = {
-  event_id: z.uuid().optional(),
+  event_id: z.uuid().optional().meta({
+    description: 'Makes retries idempotent: send the same id again and the event is stored once. Give the event its time too '
+      + '(client_ts, or make this a UUIDv7, whose time is used), so every retry has the same event time.',
+  }),
   // Client clock, ISO 8601 or epoch milliseconds; the server clock is authoritative (received_at).
-  client_ts: z.union([z.iso.datetime({ offset: true }), z.number().int().nonnegative().max(maxEpochMs)]).optional(),
+  client_ts: z.union([z.iso.datetime({ offset: true }), z.number().int().nonnegative().max(maxEpochMs)]).optional().meta({
+    description: 'When the event happened, by the client clock (ISO 8601 or epoch ms); later than 5 minutes ahead of the server, the server time is used.',
+  }),
 };
 
 // `.meta({ examples })` only documents (the OpenAPI document shows and tests them); validation is unchanged.

@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { parse as parseUuid, v7 as uuidv7, version as uuidVersion } from 'uuid';
 import type { Message } from 'kafkajs';
 import { SCHEMA_VERSION, eventHeaders, type AcceptedEvent, type ClientEvent } from '../../shared/events.ts';
 
@@ -7,9 +7,18 @@ const maxClockSkewMs = 5 * 60_000;
 
 export interface Enrichment { userId: string; requestId: string; receivedAt: Date }
 
+/** A UUIDv7's own time: its first 48 bits, Unix milliseconds when the client made the id. */
+function uuidv7Time(id: string): Date | undefined {
+  if (uuidVersion(id) !== 7) return undefined;
+  return new Date(parseUuid(id).subarray(0, 6).reduce((ms, byte) => ms * 256 + byte, 0));
+}
+
 /** Adds what only the server may say: who (from the token), when, and a stable event id (UUIDv7: time-ordered). */
 export function enrich(event: ClientEvent, { userId, requestId, receivedAt }: Enrichment): AcceptedEvent {
-  const clientTime = event.client_ts === undefined ? undefined : new Date(event.client_ts);
+  // The event time is part of the events table's sorting key, so a client's retry of an event
+  // (same event_id) must get the same one, or FINAL keeps both copies: the client's clock when
+  // the event says it (client_ts, else a UUIDv7 event_id's own time), else ours.
+  const clientTime = event.client_ts !== undefined ? new Date(event.client_ts) : event.event_id ? uuidv7Time(event.event_id) : undefined;
   const trusted = clientTime && !Number.isNaN(clientTime.getTime()) && clientTime.getTime() <= receivedAt.getTime() + maxClockSkewMs;
   return {
     ...event,

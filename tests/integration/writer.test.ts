@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Message, type Producer } from 'kafkajs';
+import { v7 as uuidv7 } from 'uuid';
 import type { Context, MSKEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../localstack/kafka/broker.ts';
@@ -98,6 +99,30 @@ describe('writer through the event source emulator', () => {
     await eventually(async () => ((await countRows('film_id = {f:String}', { f: `film-${topic}` })) === 50 ? true : undefined), 10_000, '50 rows');
     await new Promise((r) => setTimeout(r, 500));
     expect(await countRows('film_id = {f:String}', { f: `film-${topic}` })).toBe(50);
+  });
+
+  it("folds a client's retry that Kafka stored twice (same event_id, a later received_at) into one row under FINAL", async () => {
+    const topic = await newTopic(1);
+    const film = `film-${topic}`;
+    // An ingest that answered 503 although Kafka kept the event, then the client's retry: two
+    // messages for one event, seconds apart. Its time comes from the client (client_ts, as the SDK
+    // sends, or a UUIDv7 event_id), so both copies share the sorting key.
+    const events = [
+      { type: 'film_progress', film_id: film, position_s: 60, event_id: uuidv7() },
+      { type: 'film_progress', film_id: film, position_s: 90, event_id: randomUUID(), client_ts: new Date().toISOString() },
+    ];
+    const first = new Date(Date.now() - 5_000);
+    await producer.send({ topic, messages: events.map((event) => message(event, 'viewer-retry', first)) });
+    await drive(topic);
+    await eventually(async () => ((await countRows('film_id = {f:String}', { f: film })) === 2 ? true : undefined), 15_000, 'the first copies');
+    // The retries come in a later batch, so a later insert: two more raw rows (merges are stopped).
+    await producer.send({ topic, messages: events.map((event) => message(event, 'viewer-retry', new Date())) });
+    await eventually(async () => ((await countRows('film_id = {f:String}', { f: film })) === 4 ? true : undefined), 15_000, 'the retried copies');
+    const result = await db.client.query({
+      query: 'SELECT count() AS n, uniqExact(event_id) AS ids FROM events FINAL WHERE film_id = {f:String}', query_params: { f: film }, format: 'JSONEachRow',
+    });
+    const [row] = await result.json<{ n: string | number; ids: string | number }>();
+    expect([Number(row!.n), Number(row!.ids)]).toEqual([2, 2]);
   });
 
   it('keeps the newest position in film_progress_latest when an older event arrives late', async () => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signDevToken } from '../../localstack/dev-token.ts';
 import { compare, report, secret, sleep, startPipeline, waitForRows, type Pipeline } from './harness.ts';
@@ -115,7 +116,9 @@ describe('Kafka brokers down during ingest', () => {
     await Promise.all(Array.from({ length: 4 }, async (_, worker) => {
       for (let r = 0; r < 60 && flapping; r++) {
         const key = worker * 100 + r;
-        eventIds.set(key, Array.from({ length: 3 }, () => randomUUID()));
+        // UUIDv7 ids, made once per event: they carry the event's time, so every attempt of an
+        // event has the same event time and FINAL folds a retry the broker stored twice.
+        eventIds.set(key, Array.from({ length: 3 }, () => uuidv7()));
         for (let attempt = 1; attempt <= 50; attempt++) {
           const res = await post(`flap-${key % 17}`, 3, eventIds.get(key));
           outcomes.push({ attempt, ...res });

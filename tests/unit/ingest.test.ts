@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { filmProgressPayload, parseEvents, readJsonBody } from '../../functions/ingest/parse.ts';
 import { enrich, toKafkaMessage } from '../../functions/ingest/messages.ts';
@@ -65,6 +66,19 @@ describe('ingest enrichment and Kafka message', () => {
     const eventId = '0190b6b0-0000-7000-8000-000000000001';
     const event = parseEvents({ ...progress, event_id: eventId }, limits).valid[0]!.event;
     expect(enrich(event, { userId: 'u', requestId: 'r', receivedAt }).event_id).toBe(eventId);
+  });
+
+  it('gives every retry of an event (same event_id) the same event time when the client sets it: client_ts or a UUIDv7 id', () => {
+    const later = new Date(receivedAt.getTime() + 7_000);
+    const timeOf = (payload: object, at: Date) => enrich(parseEvents({ ...progress, ...payload }, limits).valid[0]!.event, { userId: 'u', requestId: 'r', receivedAt: at }).occurred_at;
+    const withClientTs = { event_id: randomUUID(), client_ts: '2026-11-23T09:59:59.000Z' };
+    expect(timeOf(withClientTs, later)).toBe(timeOf(withClientTs, receivedAt));
+    // 0190b6b0-0000 is 2024-07-15T13:58:26.048Z: a v7 id's time is the event time.
+    const v7 = { event_id: '0190b6b0-0000-7000-8000-000000000001' };
+    expect(timeOf(v7, receivedAt)).toBe('2024-07-15T13:58:26.048Z');
+    expect(timeOf(v7, later)).toBe(timeOf(v7, receivedAt));
+    // A random (v4) id says no time: the server clock, so a retry the server stored twice differs.
+    expect(timeOf({ event_id: randomUUID() }, receivedAt)).toBe(receivedAt.toISOString());
   });
 
   it('uses the client time as event time unless it is in the future', () => {
