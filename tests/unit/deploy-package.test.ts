@@ -252,6 +252,15 @@ describe('serverless package --stage prod (MSK IAM, the default)', () => {
     expect(/from\s*"@aws-sdk\/client-(ssm|secrets-manager)"/.test(stdout), 'no static SDK import (it would load at every cold start)').toBe(false);
     expect(stdout.includes('class SSMClient'), 'the SDK is not bundled').toBe(false);
   });
+
+  // That producing still works from these bundles is shown through serverless offline (tests/e2e).
+  it("bundles kafkajs without its consumer and the requests a producer never sends (plugins/esbuild.cjs)", async () => {
+    for (const fn of ['ingest', 'writer']) {
+      const { stdout } = await run('unzip', ['-p', join(iam.dir, `${fn}.zip`), `functions/${fn}/handler.mjs`], { maxBuffer: 64 * 1024 * 1024 });
+      expect(stdout.includes('kafkajs/src/index.js ./consumer is not bundled'), `${fn}: the consumer is a stub`).toBe(true);
+      expect(stdout.includes('kafkajs/src/protocol/requests/index.js ./fetch is not bundled'), `${fn}: Fetch is a stub`).toBe(true);
+    }
+  });
 });
 
 describe('serverless package --stage prod with SASL/SCRAM and a customer-managed key', () => {
