@@ -8,8 +8,8 @@ import { migrate } from '../clickhouse/migrate.ts';
 import { createClickHouse } from '../shared/clickhouse.ts';
 import { clientEvent } from '../shared/events.ts';
 import { enrich, toKafkaMessage } from '../functions/ingest/messages.ts';
-import { eventColumns, rowObject, toClickHouseRow } from '../functions/writer/rows.ts';
-import { batchRecords, decodeRecord } from '../functions/writer/decode.ts';
+import { eventColumns, rowObject } from '../functions/writer/rows.ts';
+import { decodeBatch } from '../functions/writer/decode.ts';
 import { fmt, median, pairedRatio, type Row } from './stats.ts';
 
 const rounds = 11;
@@ -57,7 +57,7 @@ export async function benchWriter(): Promise<{ rows: Row[]; json: Record<string,
     const roundInput = (r: number) => {
       const event = awsEvent(r * recordsPerEvent);
       // The baselines insert the very rows the writer would build, without decoding or a token.
-      const rows = batchRecords(event).map(decodeRecord).flatMap((d) => (d.ok ? [toClickHouseRow(d.event, d.position)] : []));
+      const { rows } = decodeBatch(event);
       return { event, rows, objects: rows.map(rowObject) };
     };
     // The same rows as the writer's: without insert_deduplicate: 0 the table's block deduplication would drop them unwritten.

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { MSKEvent, MSKRecord } from 'aws-lambda';
 import type { AcceptedEvent, EventType } from '../../shared/events.ts';
 import * as compiled from '../../shared/generated/accepted-event-validators.ts';
+import { toClickHouseRow, type EventRow } from './rows.ts';
 
 /** Where a record sits in Kafka. */
 export interface RecordPosition { topic: string; partition: number; offset: number }
@@ -76,7 +77,7 @@ export function batchRecords(event: MSKEvent): MSKRecord[] {
  * dropped. Event ids, not whole values: the table keeps one row per id anyway, and hashing ids
  * costs a tenth as much on a 10,000-record batch. Records are added in batch order (batchRecords).
  */
-export class BatchToken {
+class BatchToken {
   private readonly ranges: string[] = [];
   private readonly digested: (string | number)[] = [];
   private group: RecordPosition | undefined;
@@ -101,4 +102,22 @@ export class BatchToken {
   private closeGroup(): void {
     if (this.group) this.ranges.push(`${this.group.topic}-${this.group.partition}:${this.first}-${this.group.offset}`);
   }
+}
+
+/**
+ * The whole batch in one pass, in batch order: its rows, its poison records and its token. Only
+ * rows are kept, so a parsed event dies young instead of surviving to a second pass (GC).
+ */
+export function decodeBatch(event: MSKEvent): { records: number; rows: EventRow[]; poison: PoisonRecord[]; token: string } {
+  const records = batchRecords(event);
+  const rows: EventRow[] = [];
+  const poison: PoisonRecord[] = [];
+  const token = new BatchToken();
+  for (const record of records) {
+    const decoded = decodeRecord(record);
+    token.add(decoded);
+    if (decoded.ok) rows.push(toClickHouseRow(decoded.event, decoded.position));
+    else poison.push(decoded);
+  }
+  return { records: records.length, rows, poison, token: token.toString() };
 }

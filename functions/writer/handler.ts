@@ -7,8 +7,8 @@ import { clickHouseWithStoredPassword } from '../../shared/clickhouse.ts';
 import { logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { toDeadLetterMessage } from './dead-letter.ts';
-import { BatchToken, batchRecords, decodeRecord, type PoisonRecord } from './decode.ts';
-import { eventColumns, toClickHouseRow, type EventRow } from './rows.ts';
+import { decodeBatch } from './decode.ts';
+import { eventColumns } from './rows.ts';
 
 // Created once per container and reused.
 const deadLetters = createProducer(createKafka(config), config);
@@ -23,20 +23,9 @@ const clickhouse = clickHouseWithStoredPassword(config);
  * nothing. The insert's deduplication token makes that retry harmless.
  */
 async function writeBatch(event: MSKEvent, context: Context): Promise<{ written: number; deadLettered: number }> {
-  const records = batchRecords(event);
-  // One pass, keeping only rows: a parsed event dies young instead of surviving to a second pass (GC).
-  const rows: EventRow[] = [];
-  const poison: PoisonRecord[] = [];
-  const batchToken = new BatchToken();
-  for (const record of records) {
-    const decoded = decodeRecord(record);
-    batchToken.add(decoded);
-    if (decoded.ok) rows.push(toClickHouseRow(decoded.event, decoded.position));
-    else poison.push(decoded);
-  }
-  const token = batchToken.toString();
-  logger.appendKeys({ batchId: context.awsRequestId, token, records: records.length });
-  metrics.addMetric(metricNames.batchSize, MetricUnit.Count, records.length);
+  const { records, rows, poison, token } = decodeBatch(event);
+  logger.appendKeys({ batchId: context.awsRequestId, token, records });
+  metrics.addMetric(metricNames.batchSize, MetricUnit.Count, records);
 
   // Insert first: a retry after a later failure repeats the insert harmlessly (same token),
   // and the dead letters are sent once the rows are safe.

@@ -1,6 +1,6 @@
 import type { MSKEvent, MSKRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { BatchToken, batchRecords, decodeRecord, type DecodedRecord } from '../../functions/writer/decode.ts';
+import { batchRecords, decodeBatch, decodeRecord } from '../../functions/writer/decode.ts';
 import { toDeadLetterMessage } from '../../functions/writer/dead-letter.ts';
 import { rowObject, toClickHouseRow } from '../../functions/writer/rows.ts';
 
@@ -9,11 +9,6 @@ const accepted = {
   received_at: '2026-11-23T10:00:00.000Z', occurred_at: '2026-11-23T10:00:00.000Z', request_id: 'r1', schema_version: 1,
 };
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-const deduplicationToken = (decoded: DecodedRecord[]) => {
-  const token = new BatchToken();
-  for (const d of decoded) token.add(d);
-  return token.toString();
-};
 const record = (offset: number, value: string, partition = 0): MSKRecord => ({
   topic: 'ugc.events', partition, offset, timestamp: 0, timestampType: 'CREATE_TIME', key: b64('u1'), value: b64(value),
   headers: [{ 'event-type': [...Buffer.from('film_rating')] }],
@@ -42,13 +37,13 @@ describe('writer decoding', () => {
     const b = event({ 'ugc.events-0': [record(10, '{poison'), record(9, value(3))], 'ugc.events-1': [record(4, value(2), 1), record(5, value(1), 1)] });
     const records = batchRecords(a);
     expect(records.map((r) => `${r.partition}:${r.offset}`)).toEqual(['0:9', '0:10', '1:4', '1:5']);
-    const token = deduplicationToken(records.map(decodeRecord));
+    const { token } = decodeBatch(a);
     expect(token).toMatch(/^ugc\.events-0:9-10,ugc\.events-1:4-5\/[\w-]{22}$/);
-    expect(deduplicationToken(batchRecords(b).map(decodeRecord))).toBe(token);
+    expect(decodeBatch(b).token).toBe(token);
   });
 
   it('gives different events or poison at reused offsets a different token, so they are not dropped as a repeat', () => {
-    const token = (value: string) => deduplicationToken([decodeRecord(record(0, value))]);
+    const token = (value: string) => decodeBatch({ eventSource: 'aws:kafka', eventSourceArn: 'arn', bootstrapServers: 'b', records: { 'ugc.events-0': [record(0, value)] } }).token;
     const first = JSON.stringify(accepted);
     expect(token(first)).toBe(token(first));
     expect(token(JSON.stringify({ ...accepted, event_id: '0190b6b0-0000-7000-8000-000000000002' }))).not.toBe(token(first));
