@@ -18,6 +18,8 @@ const url = text(2048);
 const maxUInt32 = 4_294_967_295;
 // 9999-12-31T23:59:59.999Z: later epoch values have no 4-digit-year ISO form ClickHouse can read.
 const maxEpochMs = 253_402_300_799_999;
+/** A client clock further ahead of the server than this is not trusted as the event time (the ingest uses ours). */
+export const maxClockSkewMs = 5 * 60_000;
 
 /** Fields common to every event, as the browser sends them. */
 const envelope = {
@@ -27,7 +29,8 @@ const envelope = {
   }),
   // Client clock, ISO 8601 or epoch milliseconds; the server clock is authoritative (received_at).
   client_ts: z.union([z.iso.datetime({ offset: true }), z.number().int().nonnegative().max(maxEpochMs)]).optional().meta({
-    description: 'When the event happened, by the client clock (ISO 8601 or epoch ms); later than 5 minutes ahead of the server, the server time is used.',
+    description: `When the event happened, by the client clock (ISO 8601 or epoch ms); more than ${maxClockSkewMs / 60_000} minutes `
+      + 'ahead of the server, the server time is used.',
   }),
 };
 

@@ -1,9 +1,7 @@
 import { parse as parseUuid, v7 as uuidv7, version as uuidVersion } from 'uuid';
 import type { Message } from 'kafkajs';
-import { SCHEMA_VERSION, eventHeaders, type AcceptedEvent, type ClientEvent } from '../../shared/events.ts';
+import { SCHEMA_VERSION, eventHeaders, maxClockSkewMs, type AcceptedEvent, type ClientEvent } from '../../shared/events.ts';
 
-// A client clock more than this far ahead of ours is not trusted as the event time.
-const maxClockSkewMs = 5 * 60_000;
 
 export interface Enrichment { userId: string; requestId: string; receivedAt: Date }
 
