@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOffline, type Offline } from '../../localstack/offline.ts';
 import { signDevToken } from '../../localstack/dev-token.ts';
 import { eventually, freePort, migratedDatabase, stackEnv } from '../setup/context.ts';
+import { readTopic } from '../setup/kafka.ts';
 
 const secret = 'an-e2e-secret-of-sufficient-length';
 let offline: Offline;
@@ -57,22 +58,15 @@ describe('through serverless offline over HTTP', () => {
   it('sends a poison record to the dead-letter topic with its reason (the bundled writer produces)', async () => {
     const env = stackEnv();
     const marker = randomUUID();
-    const kafka = new Kafka({ brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+    const brokers = env.KAFKA_BROKERS!.split(',');
+    const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ idempotent: false });
     await producer.connect();
     await producer.send({ topic: env.KAFKA_TOPIC || 'ugc.events', messages: [{ key: marker, value: JSON.stringify({ type: 'teleport', marker }) }] });
     await producer.disconnect();
-    const consumer = kafka.consumer({ groupId: `e2e-dlq-${marker}`, sessionTimeout: 6000, heartbeatInterval: 1000, maxWaitTimeInMs: 200 });
-    const dead: { value: string; reason: string }[] = [];
-    await consumer.connect();
-    await consumer.subscribe({ topic: env.KAFKA_DLQ_TOPIC || 'ugc.events.dlq', fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => void dead.push({ value: String(message.value), reason: String(message.headers?.['dlq-reason']) }) });
-    try {
-      const mine = await eventually(async () => dead.find((m) => m.value.includes(marker)), 30_000, 'the poison record in the dead-letter topic');
-      expect(mine.reason).toMatch(/^invalid event: type must be one of film_progress/);
-    } finally {
-      await consumer.disconnect();
-    }
+    const [dead] = await readTopic(brokers, env.KAFKA_DLQ_TOPIC || 'ugc.events.dlq', 1,
+      { timeoutMs: 30_000, match: (m) => String(m.value).includes(marker) });
+    expect(String(dead!.headers?.['dlq-reason'])).toMatch(/^invalid event: type must be one of film_progress/);
   });
 
   it('refuses a request without a valid token with 401 and a code', async () => {
