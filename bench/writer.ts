@@ -56,17 +56,19 @@ export async function benchWriter(): Promise<{ rows: Row[]; json: Record<string,
     // holding every round's 10,000 records would slow GC in a way a Lambda, with one batch, never sees.
     const roundInput = (r: number) => {
       const event = awsEvent(r * recordsPerEvent);
-      // The baselines insert the very rows the writer would build, without decoding or a token.
+      // The baselines insert the very rows the writer would build, without decoding them.
       const { rows } = decodeBatch(event);
-      return { event, rows, objects: rows.map(rowObject) };
+      return { round: r, event, rows, objects: rows.map(rowObject) };
     };
-    // The same rows as the writer's: without insert_deduplicate: 0 the table's block deduplication would drop them unwritten.
-    const rawSettings = { async_insert: 0, insert_deduplicate: 0 } as const;
+    // The baselines insert the writer's very rows, so block deduplication could drop them unwritten. insert_deduplicate: 0
+    // cannot stop it on every server (ClickHouse 26's deduplicate_insert overrides it); a token of their own per
+    // insert does, and gives the server the same deduplication bookkeeping as the writer's insert.
+    const rawSettings = (side: string, round: number) => ({ async_insert: 0 as const, insert_deduplication_token: `bench-${side}-${round}` });
     type Input = ReturnType<typeof roundInput>;
     const sides: Record<'writer' | 'objects' | 'arrays', (input: Input) => Promise<unknown>> = {
       writer: (input) => handler(input.event, context),
-      objects: (input) => raw.insert({ table: 'events', values: input.objects, format: 'JSONEachRow', clickhouse_settings: rawSettings }),
-      arrays: (input) => raw.insert({ table: 'events', values: input.rows, format: 'JSONCompactEachRow', columns: [...eventColumns], clickhouse_settings: rawSettings }),
+      objects: (input) => raw.insert({ table: 'events', values: input.objects, format: 'JSONEachRow', clickhouse_settings: rawSettings('objects', input.round) }),
+      arrays: (input) => raw.insert({ table: 'events', values: input.rows, format: 'JSONCompactEachRow', columns: [...eventColumns], clickhouse_settings: rawSettings('arrays', input.round) }),
     };
     const names = Object.keys(sides) as (keyof typeof sides)[];
     const warmUp = roundInput(rounds);

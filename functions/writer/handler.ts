@@ -38,10 +38,12 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
         format: 'JSONCompactEachRow',
         columns: [...eventColumns],
         // Synchronous insert: the token deduplicates the block, and success means the rows are stored.
-        // On a cluster (events is Distributed) insert_distributed_sync makes that hold on the shards
-        // too, instead of queueing the rows on the node that took the insert; elsewhere it is inert.
+        // insert_deduplicate: 1 in case a server profile turned it off (ClickHouse 26+ decides by
+        // deduplicate_insert, on by default). On a cluster (events is Distributed) insert_distributed_sync
+        // makes all this hold on the shards too, instead of queueing the rows on the node that took the
+        // insert; elsewhere it is inert.
         clickhouse_settings: {
-          insert_deduplication_token: token, async_insert: 0, insert_distributed_sync: 1,
+          insert_deduplication_token: token, insert_deduplicate: 1, async_insert: 0, insert_distributed_sync: 1,
           deduplicate_blocks_in_dependent_materialized_views: 1,
         },
       });
