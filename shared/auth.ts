@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import QuickLRU from 'quick-lru';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { env } from './config.ts';
 import { HttpError } from './errors.ts';
 import { secretLocation, secretReader } from './secrets.ts';
@@ -10,19 +10,15 @@ const asymmetricAlgorithms = ['RS256', 'ES256'] as const;
 /** Token settings shared by every function that serves viewers. Exactly one key source. */
 export const authEnv = {
   // HS256 shared secret, as the cinema's Auth service issues tokens today.
-  JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  JWT_SECRET: z.optional(z.string().check(z.minLength(16, 'must be at least 16 characters'))),
   // Deployed stages: the same secret read from SSM Parameter Store (SecureString) or Secrets Manager.
-  JWT_SECRET_PARAMETER: z.string().startsWith('/', 'must be a full parameter name starting with /').optional(),
-  JWT_SECRET_SECRET_ARN: z.string().optional(),
+  JWT_SECRET_PARAMETER: env.parameterName(),
+  JWT_SECRET_SECRET_ARN: env.optionalString(),
   // Or a JWKS URL (RS256/ES256); keys are cached and rotated by jose.
-  JWT_JWKS_URL: z.url().optional(),
-  JWT_ALGORITHMS: z
-    .string()
-    .optional()
-    .transform((s) => (s ? s.split(',').map((a) => a.trim()) : undefined))
-    .pipe(z.array(z.enum(['HS256', ...asymmetricAlgorithms])).optional()),
-  JWT_ISSUER: z.string().optional(),
-  JWT_AUDIENCE: z.string().optional(),
+  JWT_JWKS_URL: z.optional(env.url()),
+  JWT_ALGORITHMS: z.optional(z.pipe(env.list(), z.array(z.enum(['HS256', ...asymmetricAlgorithms])))),
+  JWT_ISSUER: env.optionalString(),
+  JWT_AUDIENCE: env.optionalString(),
   JWT_USER_CLAIM: env.string('sub'),
   JWT_CLOCK_TOLERANCE_S: env.int(5),
   JWT_CACHE_SIZE: env.int(10_000, 0),

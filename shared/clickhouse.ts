@@ -11,6 +11,13 @@ export const clickHouseEnv = {
   CLICKHOUSE_REQUEST_TIMEOUT_MS: env.int(20_000, 1),
 };
 
+/** Deployed stages: where the ClickHouse password is stored (SSM Parameter Store or Secrets Manager), never the value. */
+export const storedClickHouseEnv = {
+  ...clickHouseEnv,
+  CLICKHOUSE_PASSWORD_PARAMETER: env.parameterName(),
+  CLICKHOUSE_PASSWORD_SECRET_ARN: env.optionalString(),
+};
+
 export interface ClickHouseSettings {
   CLICKHOUSE_URL: string;
   CLICKHOUSE_USER: string;

@@ -1,11 +1,17 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
+
+// Configuration is read with zod/mini: the same checks as zod's chained API at a quarter of its
+// bundle size, and the writer and reader need zod for nothing else. It leaves messages to a
+// locale: English, as zod's chained API has.
+z.config(en());
 
 /** A missing or malformed environment variable: fails the cold start, naming the variable. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-type EnvSchema = Record<string, z.ZodType>;
+type EnvSchema = Record<string, z.ZodMiniType>;
 
 /**
  * Parses environment variables once into a typed, frozen object.
@@ -32,15 +38,15 @@ export function loadConfig<S extends EnvSchema>(
 /** Reusable variable parsers, so every function reads a given variable the same way. */
 export const env = {
   list: () =>
-    z.string().transform((s) => s.split(',').map((part) => part.trim()).filter(Boolean)).pipe(z.array(z.string()).min(1)),
+    z.pipe(z.pipe(z.string(), z.transform((s: string) => s.split(',').map((part) => part.trim()).filter(Boolean))), z.array(z.string()).check(z.minLength(1))),
   bool: (fallback: boolean) =>
-    z
-      .enum(['true', 'false', '1', '0'])
-      .optional()
-      .transform((s) => (s === undefined ? fallback : s === 'true' || s === '1')),
-  int: (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback),
-  string: (fallback: string) => z.string().default(fallback),
+    z.pipe(z.optional(z.enum(['true', 'false', '1', '0'])), z.transform((s) => (s === undefined ? fallback : s === 'true' || s === '1'))),
+  int: (fallback: number, min = 0) => z._default(z.pipe(z.coerce.number(), z.int().check(z.minimum(min))), fallback),
+  string: (fallback: string) => z._default(z.string(), fallback),
+  optionalString: () => z.optional(z.string()),
   url: () => z.url(),
+  /** An SSM parameter holding a secret (deployed stages): a full name. */
+  parameterName: () => z.optional(z.string().check(z.startsWith('/', 'must be a full parameter name starting with /'))),
 };
 
 /** Kafka settings both functions share (the writer produces to the dead-letter topic). */

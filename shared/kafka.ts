@@ -1,7 +1,7 @@
 import { Kafka, CompressionTypes, Partitioners, logLevel, type Mechanism, type Producer, type SASLOptions } from 'kafkajs';
 // kafkajs' own SCRAM-SHA-512 exchange, wrapped below so its credentials can be fetched lazily.
 import scram512AuthenticationProvider from 'kafkajs/src/broker/saslAuthenticator/scram512.js';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { env } from './config.ts';
 import { jsonSecretReader, secretReader, secretsEnv } from './secrets.ts';
 import { logger } from './telemetry.ts';
@@ -25,8 +25,8 @@ export type KafkaSaslMechanism = (typeof kafkaSaslMechanisms)[number];
 export const kafkaAuthEnv = {
   // aws-msk-iam: SASL/OAUTHBEARER signed with the function's role (MSK port 9098), the default on AWS.
   // scram-sha-512: username/password from the Secrets Manager secret KAFKA_SASL_SECRET_ARN (port 9096).
-  KAFKA_SASL_MECHANISM: z.enum(kafkaSaslMechanisms).optional(),
-  KAFKA_SASL_SECRET_ARN: z.string().optional(),
+  KAFKA_SASL_MECHANISM: z.optional(z.enum(kafkaSaslMechanisms)),
+  KAFKA_SASL_SECRET_ARN: env.optionalString(),
   // Set by the Lambda runtime; used to sign MSK IAM tokens.
   AWS_REGION: env.string('us-east-1'),
   ...secretsEnv,
@@ -50,7 +50,7 @@ export function mskIamTokenProvider(region: string, credentials?: AwsCredentials
   };
 }
 
-const scramSecret = z.object({ username: z.string().min(1), password: z.string().min(1) });
+const scramSecret = z.object({ username: z.string().check(z.minLength(1)), password: z.string().check(z.minLength(1)) });
 
 /** SCRAM-SHA-512 whose credentials are read from Secrets Manager when a connection authenticates. */
 function scramFromSecret(read: () => Promise<z.infer<typeof scramSecret>>): Mechanism {

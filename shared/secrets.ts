@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import type * as z from 'zod/mini';
 import { env } from './config.ts';
 
 /**
@@ -114,7 +114,7 @@ export function secretReader(
 }
 
 /** A secret stored as JSON, e.g. MSK SCRAM's `{"username","password"}`, parsed with a schema. */
-export function jsonSecretReader<T>(read: () => Promise<string>, schema: z.ZodType<T>, name: string): () => Promise<T> {
+export function jsonSecretReader<T>(read: () => Promise<string>, schema: z.ZodMiniType<T>, name: string): () => Promise<T> {
   return async () => {
     const raw = await read();
     let parsed: unknown;
