@@ -25,16 +25,20 @@ function patternNames(schema: unknown, names: Record<string, string> = {}): Reco
 }
 
 export function generateValidatorsSource(): string {
-  const ajv = new Ajv({ validateFormats: false, strict: true, logger: false, code: { source: true, esm: true, lines: true } });
-  const exports: Record<string, string> = {};
+  // inlineRefs: false keeps a shared definition one function instead of a copy in each of the six validators.
+  const ajv = new Ajv({ validateFormats: false, strict: true, logger: false, inlineRefs: false, code: { source: true, esm: true, lines: true } });
+  // The whole union at once, so zod puts what the types share (envelope, enrichment, text rules) in
+  // definitions: one copy of each in the bundle. Each type's schema refers to them.
+  const { oneOf: types, definitions } = z.toJSONSchema(acceptedEvent, { io: 'input', target: 'draft-7', reused: 'ref' }) as AnySchemaObject;
+  // One root holding the shared definitions and every type, so the types' references to a
+  // definition compile to one function (separate roots would each compile their own copy).
+  const root = 'events';
+  const byType = Object.fromEntries((types as AnySchemaObject[]).map((schema) => [String(schema.properties.type.const), schema]));
+  ajv.addSchema({ $id: root, definitions: { ...definitions, ...byType } }, root);
+  const exports = Object.fromEntries(Object.keys(byType).map((type) => [type, `${root}#/definitions/${type}`]));
   const names: Record<string, string> = {};
-  for (const option of acceptedEvent.options) {
-    const type = option.shape.type.value;
-    const { $schema: _, ...schema } = z.toJSONSchema(option, { io: 'input', target: 'draft-7' }) as AnySchemaObject;
-    ajv.addSchema(schema, type);
-    exports[type] = type;
-    patternNames(schema, names);
-  }
+  patternNames(definitions, names);
+  patternNames(types, names);
   const code = standaloneCode(ajv, exports);
   // Standalone code requires ajv's runtime helpers even as ESM; import the one it uses instead.
   const runtime = 'const func3 = require("ajv/dist/runtime/ucs2length").default;';
