@@ -6,24 +6,34 @@
 // ugc.events, the writer to the dead-letter topic) and describe the cluster (the ingest's health
 // check, through the admin client), so the consumer and the requests neither sends are replaced
 // by stubs that throw if ever reached. Kept: everything a producer can use, including SASL,
-// idempotence and transactions, and the admin client (its requests are looked up lazily).
+// idempotence and transactions, and the admin client where it is called (its requests are looked
+// up lazily).
 const requestsNoProducerSends = [
   'fetch', 'listOffsets', 'offsetCommit', 'offsetFetch', 'joinGroup', 'heartbeat', 'leaveGroup', 'syncGroup',
   'describeGroups', 'listGroups', 'createTopics', 'deleteTopics', 'deleteRecords', 'describeAcls', 'createAcls',
   'deleteAcls', 'describeConfigs', 'alterConfigs', 'createPartitions', 'deleteGroups',
   'alterPartitionReassignments', 'listPartitionReassignments',
 ];
-/** kafkajs file -> the require() specifiers in it that get a stub. */
-const stubbedBy = {
-  'kafkajs/src/index.js': ['./consumer'],
-  // The admin client makes consumers only to reset or set group offsets.
-  'kafkajs/src/admin/index.js': ['../consumer'],
-  'kafkajs/src/protocol/requests/index.js': requestsNoProducerSends.map((name) => `./${name}`),
-};
+// Functions that call kafka.admin() (the ingest's health check); the others get a stub (20 KB less).
+const adminCallers = ['functions/ingest/'];
+
+/** kafkajs file -> the require() specifiers in it that get a stub, for a build of these entry points. */
+function stubbedFor(entryPoints) {
+  const entries = (Array.isArray(entryPoints) ? entryPoints : Object.values(entryPoints ?? {}))
+    .map((entry) => String(typeof entry === 'string' ? entry : entry.in).replaceAll('\\', '/'));
+  const callsAdmin = entries.some((entry) => adminCallers.some((caller) => entry.includes(caller)));
+  return {
+    'kafkajs/src/index.js': callsAdmin ? ['./consumer'] : ['./consumer', './admin'],
+    // The admin client makes consumers only to reset or set group offsets.
+    'kafkajs/src/admin/index.js': ['../consumer'],
+    'kafkajs/src/protocol/requests/index.js': requestsNoProducerSends.map((name) => `./${name}`),
+  };
+}
 
 const kafkajsProducerOnly = {
   name: 'kafkajs-producer-only',
   setup(build) {
+    const stubbedBy = stubbedFor(build.initialOptions.entryPoints);
     const specifiers = new Set(Object.values(stubbedBy).flat());
     const escape = (text) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
     build.onResolve({ filter: new RegExp(`^(?:${[...specifiers].map(escape).join('|')})$`) }, (args) => {

@@ -254,11 +254,13 @@ describe('serverless package --stage prod (MSK IAM, the default)', () => {
   });
 
   // That producing still works from these bundles is shown through serverless offline (tests/e2e).
-  it("bundles kafkajs without its consumer and the requests a producer never sends (plugins/esbuild.cjs)", async () => {
+  it("bundles kafkajs without its consumer, the requests a producer never sends and, where unused, the admin client (plugins/esbuild.cjs)", async () => {
     for (const fn of ['ingest', 'writer']) {
       const { stdout } = await run('unzip', ['-p', join(iam.dir, `${fn}.zip`), `functions/${fn}/handler.mjs`], { maxBuffer: 64 * 1024 * 1024 });
       expect(stdout.includes('kafkajs/src/index.js ./consumer is not bundled'), `${fn}: the consumer is a stub`).toBe(true);
       expect(stdout.includes('kafkajs/src/protocol/requests/index.js ./fetch is not bundled'), `${fn}: Fetch is a stub`).toBe(true);
+      // Only the ingest calls kafka.admin() (its health check).
+      expect(stdout.includes('kafkajs/src/index.js ./admin is not bundled'), `${fn}: the admin client is a stub`).toBe(fn === 'writer');
     }
   });
 });
