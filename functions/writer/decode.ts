@@ -4,6 +4,11 @@ import type { AcceptedEvent, EventType } from '../../shared/events.ts';
 import * as compiled from '../../shared/generated/accepted-event-validators.ts';
 import { toClickHouseRow, type EventRow } from './rows.ts';
 
+// Hand-written rather than @aws-lambda-powertools/kafka's kafkaConsumer (DESIGN.md's default): with
+// these same compiled validators as its Standard Schema, it took 117 ms per 10,000 records against
+// 29 ms here (it awaits per record and re-checks each value with a regex), and its JSON deserializer
+// logs an unparsable value whole and passes it on as a string instead of failing the record.
+
 /** Where a record sits in Kafka. */
 export interface RecordPosition { topic: string; partition: number; offset: number }
 
