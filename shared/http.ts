@@ -1,6 +1,9 @@
-import type { MiddlewareObj } from '@middy/core';
+import middy, { type MiddlewareObj } from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { HttpError } from './errors.ts';
+import { httpAccessLog, logger, metrics } from './telemetry.ts';
 
 export type HttpHandlerResult = APIGatewayProxyStructuredResultV2;
 
@@ -28,4 +31,18 @@ export function httpErrors(): MiddlewareObj<APIGatewayProxyEventV2, HttpHandlerR
       request.response = json(500, { code: 'internal_error', message: 'internal error' });
     },
   };
+}
+
+/**
+ * An HTTP API function around its router. Order matters: on error, httpErrors answers first, then
+ * the access log sees the answer, then metrics are flushed (EMF to stdout) and the logger's
+ * per-request keys are cleared.
+ */
+export function httpFunction(route: (event: APIGatewayProxyEventV2, context: Context) => Promise<HttpHandlerResult>) {
+  return middy<APIGatewayProxyEventV2, HttpHandlerResult>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use(httpAccessLog())
+    .use(httpErrors())
+    .handler(route);
 }

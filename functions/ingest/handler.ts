@@ -1,13 +1,10 @@
-import middy from '@middy/core';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
-import { httpErrors, json, type HttpHandlerResult } from '../../shared/http.ts';
+import { httpFunction, json, type HttpHandlerResult } from '../../shared/http.ts';
 import { createKafka, createProducer } from '../../shared/kafka.ts';
 import { buildOpenApiDocument, renderDocsPage } from '../../shared/openapi.ts';
-import { countByCode, httpAccessLog, logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
+import { countByCode, logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { enrich, toKafkaMessage } from './messages.ts';
 import { filmProgressPayload, parseEvents, readJsonBody } from './parse.ts';
@@ -77,11 +74,4 @@ async function route(event: APIGatewayProxyEventV2, context: Context): Promise<H
   }
 }
 
-// Order matters: on error, httpErrors answers first, then the access log sees the answer, then
-// metrics are flushed (EMF to stdout) and the logger's per-request keys are cleared.
-export const handler = middy<APIGatewayProxyEventV2, HttpHandlerResult>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics, { captureColdStartMetric: true }))
-  .use(httpAccessLog())
-  .use(httpErrors())
-  .handler(route);
+export const handler = httpFunction(route);

@@ -1,12 +1,8 @@
-import middy from '@middy/core';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
-import { httpErrors, json, type HttpHandlerResult } from '../../shared/http.ts';
+import { httpFunction, json, type HttpHandlerResult } from '../../shared/http.ts';
 import { clickHouseWithStoredPassword } from '../../shared/clickhouse.ts';
-import { httpAccessLog, logger, metrics } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { createProgressReader } from './progress.ts';
 import { parseFilmId, parseLimit, progressNotFound } from './queries.ts';
@@ -37,9 +33,4 @@ async function route(event: APIGatewayProxyEventV2): Promise<HttpHandlerResult> 
   }
 }
 
-export const handler = middy<APIGatewayProxyEventV2, HttpHandlerResult>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics, { captureColdStartMetric: true }))
-  .use(httpAccessLog())
-  .use(httpErrors())
-  .handler(route);
+export const handler = httpFunction(route);
