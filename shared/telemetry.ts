@@ -41,6 +41,16 @@ export function countByCode(name: string, counts: Map<string, number>): void {
 
 export { MetricUnit };
 
+/** The `code` of a JSON error answer a route returned rather than threw (e.g. 400 no_valid_events, 503 from health). */
+function answerCode(body: string | undefined): unknown {
+  if (!body?.startsWith('{')) return undefined;
+  try {
+    return (JSON.parse(body) as { code?: unknown }).code;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * One log line per HTTP request (route, status, error code, duration; never the token or the body),
  * a Requests count for every request (so no invocation flushes an empty metric set) and a
@@ -53,7 +63,7 @@ export function httpAccessLog(): MiddlewareObj<APIGatewayProxyEventV2, HttpHandl
     const status = request.response?.statusCode ?? 500;
     const started = startedAt.get(request);
     const durationMs = started === undefined ? undefined : Math.round(performance.now() - started);
-    const errorCode = (request.error as { code?: unknown } | null | undefined)?.code;
+    const errorCode = (request.error as { code?: unknown } | null | undefined)?.code ?? answerCode(request.response?.body);
     const code = status >= 400 ? (typeof errorCode === 'string' ? errorCode : 'internal_error') : undefined;
     const fields = { status, ...(code ? { code } : {}), durationMs };
     if (status >= 500) logger.error('request failed', { ...fields, error: request.error ?? undefined });
