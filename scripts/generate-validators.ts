@@ -9,17 +9,25 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type AnySchemaObject } from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import * as z from 'zod';
-import { acceptedEvent, wellFormedText } from '../shared/events.ts';
+import { acceptedEvent, storableYears, wellFormedText } from '../shared/events.ts';
 
 export const validatorsFile = fileURLToPath(new URL('../shared/generated/accepted-event-validators.ts', import.meta.url));
 
+// Patterns whose meaning no `format` states.
+const readablePatterns: Record<string, string> = {
+  [wellFormedText.source]: 'Unicode text without lone surrogates',
+  [storableYears.source]: 'a time between the years 1970 and 2199',
+};
+
 /** What a failed `pattern` means, for the dead-letter reason (the patterns themselves are unreadable). */
-function patternNames(schema: unknown, names: Record<string, string> = {}): Record<string, string> {
-  if (Array.isArray(schema)) schema.forEach((s) => patternNames(s, names));
+function patternNames(schema: unknown, names: Record<string, string> = {}, format?: string): Record<string, string> {
+  if (Array.isArray(schema)) schema.forEach((s) => patternNames(s, names, format));
   else if (schema && typeof schema === 'object') {
     const node = schema as { pattern?: string; format?: string };
-    if (node.pattern) names[node.pattern] = node.format ?? (node.pattern === wellFormedText.source ? 'Unicode text without lone surrogates' : node.pattern);
-    Object.values(schema).forEach((s) => patternNames(s, names));
+    // zod splits a format's pattern and a second pattern into allOf under the node with the format.
+    const nodeFormat = node.format ?? format;
+    if (node.pattern) names[node.pattern] = readablePatterns[node.pattern] ?? nodeFormat ?? node.pattern;
+    Object.values(schema).forEach((s) => patternNames(s, names, nodeFormat));
   }
   return names;
 }

@@ -16,10 +16,18 @@ const filmId = text(64);
 const url = text(2048);
 // Largest value of the UInt32 columns the counters are stored in (wider values would wrap silently).
 const maxUInt32 = 4_294_967_295;
-// 9999-12-31T23:59:59.999Z: later epoch values have no 4-digit-year ISO form ClickHouse can read.
-const maxEpochMs = 253_402_300_799_999;
+// Times are stored as DateTime64, which every ClickHouse version holds from 1900 to 2299: accept
+// years 1970-2199 only, so even with a UTC offset of ±14 h a time converts to a storable instant.
+// (A year-9999 time with a negative offset became year 10000, which failed the writer's whole insert.)
+export const storableYears = /^(?:19[7-9]\d|2[01]\d\d)-/;
+const maxEpochMs = Date.UTC(2200, 0, 1) - 1;
+// The format note keeps JSON Schema (OpenAPI, the writer's validators) saying date-time: zod drops it beside a second pattern.
+const isoTime = (options: { offset: boolean }) =>
+  z.iso.datetime(options).regex(storableYears, 'must be a time between the years 1970 and 2199').meta({ format: 'date-time' });
 /** A client clock further ahead of the server than this is not trusted as the event time (the ingest uses ours). */
 export const maxClockSkewMs = 5 * 60_000;
+/** A client time older than this is not trusted as the event time either: it would scatter a batch over old partitions. */
+export const maxEventAgeMs = 30 * 24 * 3_600_000;
 
 /** Fields common to every event, as the browser sends them. */
 const envelope = {
@@ -28,9 +36,9 @@ const envelope = {
       + '(client_ts, or make this a UUIDv7, whose time is used), so every retry has the same event time.',
   }),
   // Client clock, ISO 8601 or epoch milliseconds; the server clock is authoritative (received_at).
-  client_ts: z.union([z.iso.datetime({ offset: true }), z.number().int().nonnegative().max(maxEpochMs)]).optional().meta({
-    description: `When the event happened, by the client clock (ISO 8601 or epoch ms); more than ${maxClockSkewMs / 60_000} minutes `
-      + 'ahead of the server, the server time is used.',
+  client_ts: z.union([isoTime({ offset: true }), z.number().int().nonnegative().max(maxEpochMs)]).optional().meta({
+    description: `When the event happened, by the client clock (ISO 8601 or epoch ms, years 1970-2199); more than ${maxClockSkewMs / 60_000} `
+      + `minutes ahead of the server or more than ${maxEventAgeMs / 86_400_000} days behind it, the server time is used.`,
   }),
 };
 
@@ -96,10 +104,11 @@ export type ClientEvent = z.infer<typeof clientEvent>;
 const enrichment = {
   event_id: z.uuid(),
   user_id: text(Number.MAX_SAFE_INTEGER),
-  received_at: z.iso.datetime(),
-  occurred_at: z.iso.datetime(),
-  request_id: z.string(),
-  schema_version: z.number().int().positive(),
+  received_at: isoTime({ offset: false }),
+  occurred_at: isoTime({ offset: false }),
+  request_id: text(256),
+  // Stored as UInt16: a wider value would wrap silently.
+  schema_version: z.number().int().positive().max(65_535),
 };
 
 /**

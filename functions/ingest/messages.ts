@@ -1,6 +1,6 @@
 import { parse as parseUuid, v7 as uuidv7, version as uuidVersion } from 'uuid';
 import type { Message } from 'kafkajs';
-import { SCHEMA_VERSION, eventHeaders, maxClockSkewMs, type AcceptedEvent, type ClientEvent } from '../../shared/events.ts';
+import { SCHEMA_VERSION, eventHeaders, maxClockSkewMs, maxEventAgeMs, type AcceptedEvent, type ClientEvent } from '../../shared/events.ts';
 
 
 export interface Enrichment { userId: string; requestId: string; receivedAt: Date }
@@ -15,9 +15,11 @@ function uuidv7Time(id: string): Date | undefined {
 export function enrich(event: ClientEvent, { userId, requestId, receivedAt }: Enrichment): AcceptedEvent {
   // The event time is part of the events table's sorting key, so a client's retry of an event
   // (same event_id) must get the same one, or FINAL keeps both copies: the client's clock when
-  // the event says it (client_ts, else a UUIDv7 event_id's own time), else ours.
+  // the event says it (client_ts, else a UUIDv7 event_id's own time), else ours. Not a client time
+  // far from ours: too far ahead is a wrong clock, too old would scatter a batch over old partitions.
   const clientTime = event.client_ts !== undefined ? new Date(event.client_ts) : event.event_id ? uuidv7Time(event.event_id) : undefined;
-  const trusted = clientTime && !Number.isNaN(clientTime.getTime()) && clientTime.getTime() <= receivedAt.getTime() + maxClockSkewMs;
+  const skew = clientTime ? clientTime.getTime() - receivedAt.getTime() : Number.NaN;
+  const trusted = clientTime && skew <= maxClockSkewMs && skew >= -maxEventAgeMs;
   return {
     ...event,
     event_id: event.event_id ?? uuidv7(),

@@ -41,10 +41,11 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
         // insert_deduplicate: 1 in case a server profile turned it off (ClickHouse 26+ decides by
         // deduplicate_insert, on by default). On a cluster (events is Distributed) insert_distributed_sync
         // makes all this hold on the shards too, instead of queueing the rows on the node that took the
-        // insert; elsewhere it is inert.
+        // insert; elsewhere it is inert. No limit on the monthly partitions one insert touches: a
+        // batch of old events (a replay, another producer) must not fail again at every retry.
         clickhouse_settings: {
           insert_deduplication_token: token, insert_deduplicate: 1, async_insert: 0, insert_distributed_sync: 1,
-          deduplicate_blocks_in_dependent_materialized_views: 1,
+          deduplicate_blocks_in_dependent_materialized_views: 1, max_partitions_per_insert_block: '0',
         },
       });
     } catch (error) {

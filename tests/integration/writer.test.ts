@@ -161,6 +161,29 @@ describe('writer through the event source emulator', () => {
     expect(String(dead[0]!.headers?.['event-type'])).toBe('bookmark');
   });
 
+  it('writes a batch whose events span years of monthly partitions, and dead-letters a time no column can hold', async () => {
+    // Another producer (a backfill, an older ingest) wrote these straight to Kafka: the ingest's
+    // bounds on client time never saw them. 101 months is past ClickHouse's default of 100
+    // partitions per insert, which used to fail the batch at every retry.
+    const topic = await newTopic(1);
+    const film = `film-${topic}`;
+    const accepted = (month: number, extra: Record<string, unknown> = {}) => {
+      const at = new Date(Date.UTC(2000, month, 15)).toISOString();
+      return JSON.stringify({ type: 'film_rating', film_id: film, score: 7, event_id: randomUUID(), user_id: 'viewer-1',
+        received_at: at, occurred_at: at, request_id: 'backfill', schema_version: 1, ...extra });
+    };
+    const messages = Array.from({ length: 101 }, (_, month) => ({ key: 'viewer-1', value: accepted(month) }));
+    // Year 9999 at -14:00 is year 10000 in UTC: ClickHouse cannot read it, and it failed the whole insert.
+    messages.splice(50, 0, { key: 'viewer-1', value: accepted(0, { client_ts: '9999-12-31T23:59:59-14:00' }) });
+    await producer.send({ topic, messages });
+    await drive(topic);
+    await eventually(async () => ((await countRows('film_id = {f:String}', { f: film })) === 101 ? true : undefined), 20_000, '101 rows');
+    const months = await db.client.query({ query: 'SELECT uniqExact(toYYYYMM(occurred_at)) AS n FROM events WHERE film_id = {f:String}', query_params: { f: film }, format: 'JSONEachRow' });
+    expect(Number((await months.json<{ n: string }>())[0]!.n)).toBe(101);
+    const dead = await readTopic(broker.brokers, dlqTopic, 1, { match: (m) => String(m.headers?.['dlq-original-topic']) === topic });
+    expect(dead.map((m) => String(m.headers?.['dlq-reason']))).toEqual(['invalid event: client_ts must be a time between the years 1970 and 2199']);
+  });
+
   it('fails the invocation while ClickHouse is down, commits nothing, and writes every event exactly once after it returns', async () => {
     const topic = await newTopic();
     const film = `film-${topic}`;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
 import { filmProgressPayload, parseEvents, readJsonBody } from '../../functions/ingest/parse.ts';
 import { enrich, toKafkaMessage } from '../../functions/ingest/messages.ts';
@@ -73,19 +74,35 @@ describe('ingest enrichment and Kafka message', () => {
     const timeOf = (payload: object, at: Date) => enrich(parseEvents({ ...progress, ...payload }, limits).valid[0]!.event, { userId: 'u', requestId: 'r', receivedAt: at }).occurred_at;
     const withClientTs = { event_id: randomUUID(), client_ts: '2026-11-23T09:59:59.000Z' };
     expect(timeOf(withClientTs, later)).toBe(timeOf(withClientTs, receivedAt));
-    // 0190b6b0-0000 is 2024-07-15T13:58:26.048Z: a v7 id's time is the event time.
-    const v7 = { event_id: '0190b6b0-0000-7000-8000-000000000001' };
-    expect(timeOf(v7, receivedAt)).toBe('2024-07-15T13:58:26.048Z');
+    // A v7 id's time (here a minute before it reached us) is the event time.
+    const v7 = { event_id: uuidv7({ msecs: receivedAt.getTime() - 60_000 }) };
+    expect(timeOf(v7, receivedAt)).toBe('2026-11-23T09:59:00.000Z');
     expect(timeOf(v7, later)).toBe(timeOf(v7, receivedAt));
     // A random (v4) id says no time: the server clock, so a retry the server stored twice differs.
     expect(timeOf({ event_id: randomUUID() }, receivedAt)).toBe(receivedAt.toISOString());
   });
 
-  it('uses the client time as event time unless it is in the future', () => {
-    const past = parseEvents({ ...progress, client_ts: '2026-11-23T09:59:00.000Z' }, limits).valid[0]!.event;
-    expect(enrich(past, { userId: 'u', requestId: 'r', receivedAt }).occurred_at).toBe('2026-11-23T09:59:00.000Z');
-    const future = parseEvents({ ...progress, client_ts: Date.parse('2026-11-24T00:00:00Z') }, limits).valid[0]!.event;
-    expect(enrich(future, { userId: 'u', requestId: 'r', receivedAt }).occurred_at).toBe(receivedAt.toISOString());
+  it('uses the client time as event time unless it is in the future or more than 30 days old', () => {
+    const occurredAt = (clientTs: string | number) =>
+      enrich(parseEvents({ ...progress, client_ts: clientTs }, limits).valid[0]!.event, { userId: 'u', requestId: 'r', receivedAt }).occurred_at;
+    expect(occurredAt('2026-11-23T09:59:00.000Z')).toBe('2026-11-23T09:59:00.000Z');
+    expect(occurredAt('2026-11-23T10:04:00.000Z')).toBe('2026-11-23T10:04:00.000Z');
+    expect(occurredAt(Date.parse('2026-11-24T00:00:00Z'))).toBe(receivedAt.toISOString());
+    expect(occurredAt('2026-10-25T10:00:00.000+00:00')).toBe('2026-10-25T10:00:00.000Z');
+    // Older would scatter one batch over many monthly partitions (ClickHouse refuses more than 100 in one insert).
+    expect(occurredAt('2026-10-23T09:59:00.000Z')).toBe(receivedAt.toISOString());
+    expect(occurredAt(0)).toBe(receivedAt.toISOString());
+  });
+
+  it('refuses a client time that no ClickHouse column can hold, whatever its UTC offset', () => {
+    // Year 9999 at -14:00 is year 10000 in UTC: once, such an event failed every insert of its batch.
+    for (const clientTs of ['9999-12-31T23:59:59-14:00', '2200-01-01T00:00:00Z', '1969-12-31T23:59:59Z', '0000-01-01T00:00:00+01:00', Date.UTC(2200, 0, 1)]) {
+      const { rejected } = parseEvents({ ...progress, client_ts: clientTs }, limits);
+      expect(rejected, String(clientTs)).toHaveLength(1);
+      expect(rejected[0]!.message).toContain('client_ts');
+    }
+    expect(parseEvents({ ...progress, client_ts: '9999-12-31T23:59:59-14:00' }, limits).rejected[0]!.message).toContain('between the years 1970 and 2199');
+    expect(parseEvents({ ...progress, client_ts: '2199-12-31T23:59:59-14:00' }, limits).valid).toHaveLength(1);
   });
 });
 
