@@ -79,6 +79,8 @@ function brokerList(value: unknown): string[] | undefined {
 
 function optionalNumber(value: unknown, where: string): number | undefined {
   if (value === undefined || value === null) return undefined;
+  // `--param name=5` arrives as the string "5" (CloudFormation takes it as the number, so do we).
+  if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value);
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new EventSourcePluginConfigError(`${where} must be a number, got ${JSON.stringify(value)}`);
   }

@@ -117,7 +117,10 @@ beforeAll(async () => {
   // One after the other: serverless-esbuild stages every function's zip in the shared
   // `.serverless/` folder whatever --package says, so two packages at once race on those files.
   iam = await packageStage('prod', prodParams);
-  scram = await packageStage('prod', { ...prodParams, kafkaSaslMechanism: 'scram-sha-512', kafkaSaslSecretArn: scramSecretArn, secretsKmsKeyArn: kmsKeyArn });
+  scram = await packageStage('prod', {
+    ...prodParams, kafkaSaslMechanism: 'scram-sha-512', kafkaSaslSecretArn: scramSecretArn, secretsKmsKeyArn: kmsKeyArn,
+    writerMaximumRetryAttempts: '5', writerOnFailureTopic: 'ugc.events.dlq',
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -187,15 +190,16 @@ describe('serverless package --stage prod (MSK IAM, the default)', () => {
       MaximumBatchingWindowInSeconds: 1,
       AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: 'ugc-ingest-writer' },
       ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 3 },
-      MaximumRetryAttempts: 3,
+      // A failed batch (ClickHouse or Kafka down) is retried until it succeeds: no on-failure topic,
+      // with which AWS would retry at most 10 times and then move valid events out of the pipeline.
+      MaximumRetryAttempts: -1,
       BisectBatchOnFunctionError: false,
-      DestinationConfig: { OnFailure: { Destination: 'kafka://ugc.events.dlq' } },
     });
   });
 
-  it('keeps the offline emulator on the same retries and dead-letter topic as the deployed mapping', async () => {
+  it('keeps the offline emulator on the same retries and on-failure topic as the deployed mapping', async () => {
     const state = JSON.parse(await readFile(join(iam.dir, 'serverless-state.json'), 'utf8')) as Json;
-    expect(state.service.custom.kafkaEventSource).toMatchObject({ maximumRetryAttempts: 3, onFailureTopic: 'ugc.events.dlq' });
+    expect(state.service.custom.kafkaEventSource).toMatchObject({ maximumRetryAttempts: -1, onFailureTopic: '' });
   });
 
   it('grants each function only its own MSK, secret and log permissions', () => {
@@ -265,11 +269,14 @@ describe('serverless package --stage prod (MSK IAM, the default)', () => {
   });
 });
 
-describe('serverless package --stage prod with SASL/SCRAM and a customer-managed key', () => {
+describe('serverless package --stage prod with SASL/SCRAM, a customer-managed key and an on-failure topic', () => {
   it('gives the mapping the SCRAM secret and both roles secretsmanager and kms permissions the framework does not add', () => {
     const t = scram.template;
     const mapping = resolveIfs(t, t.Resources.WriterEventSourceMappingMSKMskClusterArnUgcevents.Properties) as Json;
     expect(mapping.SourceAccessConfigurations).toEqual([{ Type: 'SASL_SCRAM_512_AUTH', URI: scramSecretArn }]);
+    // Ops chose bounded retries with an on-failure topic for this stage.
+    // (`--param` values are strings; CloudFormation reads "5" as the integer.)
+    expect(mapping).toMatchObject({ MaximumRetryAttempts: '5', DestinationConfig: { OnFailure: { Destination: 'kafka://ugc.events.dlq' } } });
     expect(t.Resources.IngestLambdaFunction.Properties.Environment.Variables).toMatchObject({
       KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_SECRET_ARN: scramSecretArn,
     });

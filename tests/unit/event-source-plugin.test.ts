@@ -37,7 +37,8 @@ describe('serverless.yml msk/kafka events → event source settings', () => {
             ],
           },
         },
-        { kafkaEventSource: { maximumRetryAttempts: 3, onFailureTopic: 'ugc.events.dlq', retryBackoffMs: 100 } },
+        // A string, as `serverless offline --param writerMaximumRetryAttempts=3` gives it.
+        { kafkaEventSource: { maximumRetryAttempts: '3', onFailureTopic: 'ugc.events.dlq', retryBackoffMs: 100 } },
       ),
       { KAFKA_BROKERS: '127.0.0.1:1, 127.0.0.1:2' },
     );
