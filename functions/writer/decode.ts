@@ -36,9 +36,7 @@ function invalidReason(value: unknown): string | undefined {
   if (validate(value)) return undefined;
   const error = validate.errors?.[0];
   const field = error?.instancePath.slice(1).replaceAll('/', '.');
-  const message = error?.keyword === 'pattern' ? `must be ${patternNames[String(error.params.pattern)] ?? 'well-formed'}`
-    : error?.keyword === 'additionalProperties' ? `unknown field ${String(error.params.additionalProperty)}`
-      : error?.message ?? 'invalid';
+  const message = error?.keyword === 'pattern' ? `must be ${patternNames[String(error.params.pattern)] ?? 'well-formed'}` : error?.message ?? 'invalid';
   return `invalid event: ${field ? `${field} ` : ''}${message}`;
 }
 
