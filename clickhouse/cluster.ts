@@ -7,6 +7,7 @@
  * - a materialized view reads `<source>_local` and writes `<target>_local`: each shard keeps the
  *   aggregates of the rows it holds, and reading through the Distributed table merges them;
  * - a plain view reads the Distributed tables;
+ * - an INSERT … SELECT (a backfill) runs once through the Distributed tables;
  * - every statement runs ON CLUSTER, so one migration run reaches every node.
  *
  * A statement of another shape throws: single-node DDL must never reach a cluster unchanged.
@@ -56,8 +57,12 @@ export function toClusterStatements(statement: string, cluster: string): string[
     return [`CREATE MATERIALIZED VIEW IF NOT EXISTS ${name} ${onCluster} TO ${target}${localSuffix} AS ${localSelect}`];
   }
 
-  const view = sql.match(/^CREATE VIEW IF NOT EXISTS (\w+)\s+AS\s+(SELECT[\s\S]*)$/);
-  if (view) return [`CREATE VIEW IF NOT EXISTS ${view[1]} ${onCluster} AS ${view[2]}`];
+  const view = sql.match(/^CREATE (VIEW IF NOT EXISTS|OR REPLACE VIEW) (\w+)\s+AS\s+(SELECT[\s\S]*)$/);
+  if (view) return [`CREATE ${view[1]} ${view[2]} ${onCluster} AS ${view[3]}`];
+
+  // A backfill: run once, reading and writing the Distributed tables, so each row goes to the
+  // shard of its viewer, as the materialized views on that shard would have put it.
+  if (/^INSERT INTO \w+\s+SELECT\b/.test(sql)) return [sql];
 
   const setting = sql.match(/^ALTER TABLE (\w+) MODIFY SETTING ([\s\S]+)$/);
   if (setting) return [`ALTER TABLE ${setting[1]}${localSuffix} ${onCluster} MODIFY SETTING ${replicatedSettingNames(setting[2]!)}`];

@@ -31,13 +31,15 @@ async function parse(sql: string): Promise<string> {
 const clusterForm = () => migrations.flatMap((m) => m.statements.flatMap((s) => toClusterStatements(s, cluster)));
 
 describe('the cluster form of the migrations (CLICKHOUSE_CLUSTER)', () => {
-  it('parses in ClickHouse, statement by statement, every one ON CLUSTER', async () => {
+  it('parses in ClickHouse, statement by statement, every DDL ON CLUSTER and every backfill through the Distributed tables', async () => {
     const statements = clusterForm();
     expect(statements.length).toBeGreaterThan(migrations.flatMap((m) => m.statements).length);
     for (const sql of statements) {
       const formatted = await parse(sql);
-      expect(formatted, sql).toContain(`ON CLUSTER ${cluster}`);
+      if (formatted.startsWith('INSERT')) expect(formatted, sql).not.toContain('_local');
+      else expect(formatted, sql).toContain(`ON CLUSTER ${cluster}`);
     }
+    expect(statements.filter((s) => /^INSERT INTO film_daily_viewers\s+SELECT/.test(s))).toHaveLength(1);
     // The parser is real: broken SQL is refused.
     await expect(parse('CREATE TABLE x ON CLUSTER c (a UInt8) ENGINE = ReplicatedMergeTree(')).rejects.toThrow(/Syntax error/);
   });
@@ -52,6 +54,8 @@ describe('the cluster form of the migrations (CLICKHOUSE_CLUSTER)', () => {
     // The version column stays: a late, older position never wins on any shard.
     expect(local('film_progress_latest')).toMatch(/ReplicatedReplacingMergeTree\('[^']+film_progress_latest_local', '\{replica\}', occurred_at\)/);
     expect(local('film_daily_stats')).toContain('ReplicatedAggregatingMergeTree(');
+    expect(local('film_daily_viewers')).toContain('ReplicatedAggregatingMergeTree(');
+    expect(distributed('film_daily_viewers')).toContain('cityHash64(user_id)');
     expect(distributed('events')).toContain(`ENGINE = Distributed(${cluster}, currentDatabase(), events_local, cityHash64(user_id))`);
     expect(distributed('film_progress_latest')).toContain('cityHash64(user_id)');
     expect(distributed('film_daily_stats')).toContain('cityHash64(film_id)');
@@ -63,8 +67,12 @@ describe('the cluster form of the migrations (CLICKHOUSE_CLUSTER)', () => {
     expect(progressView).toMatch(/TO film_progress_latest_local[\s\S]*FROM events_local/);
     const statsView = formatted.find((s) => s.startsWith('CREATE MATERIALIZED VIEW IF NOT EXISTS film_daily_stats_mv '));
     expect(statsView).toMatch(/TO film_daily_stats_local[\s\S]*FROM events_local/);
-    const analystView = formatted.find((s) => s.startsWith('CREATE VIEW IF NOT EXISTS film_daily_stats_v '));
+    const viewersView = formatted.find((s) => s.startsWith('CREATE MATERIALIZED VIEW IF NOT EXISTS film_daily_viewers_mv '));
+    expect(viewersView).toMatch(/TO film_daily_viewers_local[\s\S]*FROM events_local/);
+    const analystView = formatted.findLast((s) => s.includes(' VIEW ') && s.includes('film_daily_stats_v '));
+    expect(analystView).toMatch(/^CREATE OR REPLACE VIEW film_daily_stats_v ON CLUSTER/);
     expect(analystView).toMatch(/FROM film_daily_stats\b(?!_local)/);
+    expect(analystView).toMatch(/FROM film_daily_viewers\b(?!_local)/);
     // Migration 004's window lands on the replicated local tables under its replicated name.
     const alters = formatted.filter((s) => s.startsWith('ALTER TABLE'));
     expect(alters.map((s) => s.split(' ')[2])).toEqual(['film_daily_stats_local', 'film_progress_latest_local']);

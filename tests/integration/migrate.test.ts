@@ -31,3 +31,36 @@ describe('clickhouse migrations', () => {
     await expect(migrate(admin, db, database, [edited, ...rest])).rejects.toThrow(MigrationChangedError);
   });
 });
+
+describe('film_daily_stats_v', () => {
+  it('averages watch depth over viewers (each one\'s furthest position that day), for events stored before 005 and after', async () => {
+    const name = uniqueName('depth');
+    const own = { ...settings, CLICKHOUSE_DATABASE: name };
+    const client = createClickHouse(own);
+    const progress = (user: string, positions: number[]) => positions.map((p, i) => ({
+      event_id: crypto.randomUUID(), event_type: 'film_progress', schema_version: 1, user_id: user, film_id: 'film-d',
+      occurred_at: `2026-11-20 10:00:0${i}.000`, received_at: '2026-11-20 10:00:09.000', request_id: 'r',
+      position_s: p, duration_s: 1000, kafka_topic: 't', kafka_partition: 0, kafka_offset: i,
+    }));
+    const insert = (rows: object[]) => client.insert({ table: 'events', values: rows, format: 'JSONEachRow' });
+    try {
+      const all = await readMigrations();
+      const before005 = all.filter((m) => m.version < '005');
+      expect(before005.length).toBe(all.length - 1);
+      await migrate(admin, client, name, before005);
+      // Stored before 005: backfilled by it. A viewer who reached 90% reported 10% and 50% on the way.
+      await insert([...progress('a', [100, 500, 900]), ...progress('b', [200])]);
+      await migrate(admin, client, name);
+      // Stored after: through the new materialized view.
+      await insert(progress('c', [400, 600]));
+      const [day] = await (await client.query({ query: "SELECT viewers, avg_watch_depth, progress_events FROM film_daily_stats_v WHERE film_id = 'film-d'", format: 'JSONEachRow' })).json<{ viewers: string; avg_watch_depth: number; progress_events: string }>();
+      expect(Number(day!.viewers)).toBe(3);
+      expect(Number(day!.progress_events)).toBe(6);
+      // (0.9 + 0.2 + 0.6) / 3; averaging every report would say (0.1+0.5+0.9+0.2+0.4+0.6) / 6 = 0.45.
+      expect(day!.avg_watch_depth).toBeCloseTo(1.7 / 3, 6);
+    } finally {
+      await admin.command({ query: `DROP DATABASE IF EXISTS ${name}` });
+      await client.close();
+    }
+  });
+});
