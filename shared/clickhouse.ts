@@ -45,11 +45,28 @@ export interface StoredClickHouseSettings extends ClickHouseSettings {
   SECRETS_MAX_AGE_S?: number | undefined;
 }
 
+/** ClickHouse refused the credentials (AUTHENTICATION_FAILED; UNKNOWN_USER and WRONG_PASSWORD before 22.x). */
+export function isAuthenticationFailure(error: unknown): boolean {
+  return ['516', '192', '193'].includes(String((error as { code?: unknown } | null | undefined)?.code));
+}
+
+// After an authentication failure the password is read again at most this often: soon after a
+// rotation, without a store read per request while a wrong password stays wrong.
+const passwordRereadIntervalMs = 30_000;
+
+/** A ClickHouse client getter that learns when ClickHouse refused its password. */
+export interface StoredPasswordClickHouse {
+  (): Promise<ClickHouseClient>;
+  /** Pass every error of a request: after an authentication failure the next call reads the password again. */
+  rejected(error: unknown): void;
+}
+
 /**
  * The ClickHouse client, created on first use: with CLICKHOUSE_PASSWORD offline, or with the
- * password read from SSM / Secrets Manager (cached). A rotated password builds a new client.
+ * password read from SSM / Secrets Manager (cached; read again when ClickHouse refuses it, which is
+ * how a rotation reaches a running container before the cache ages). A new password builds a new client.
  */
-export function clickHouseWithStoredPassword(settings: StoredClickHouseSettings, { stores }: { stores?: SecretStores } = {}): () => Promise<ClickHouseClient> {
+export function clickHouseWithStoredPassword(settings: StoredClickHouseSettings, { stores }: { stores?: SecretStores } = {}): StoredPasswordClickHouse {
   const source = {
     name: 'CLICKHOUSE_PASSWORD',
     value: settings.CLICKHOUSE_PASSWORD,
@@ -59,12 +76,24 @@ export function clickHouseWithStoredPassword(settings: StoredClickHouseSettings,
   const stored = secretLocation(source) === 'ssm' || secretLocation(source) === 'secretsManager';
   const read = secretReader(source, { maxAgeS: settings.SECRETS_MAX_AGE_S, stores });
   let current: { password: string; client: ClickHouseClient } | undefined;
-  return async () => {
-    const password = stored ? await read() : settings.CLICKHOUSE_PASSWORD;
+  let rereadDue = false;
+  let rereadAt = -Infinity;
+  const client = async () => {
+    const fresh = rereadDue && Date.now() - rereadAt >= passwordRereadIntervalMs;
+    if (fresh) {
+      rereadDue = false;
+      rereadAt = Date.now();
+    }
+    const password = stored ? await read({ fresh }) : settings.CLICKHOUSE_PASSWORD;
     if (current?.password !== password) {
       void current?.client.close();
       current = { password, client: createClickHouse({ ...settings, CLICKHOUSE_PASSWORD: password }) };
     }
     return current.client;
   };
+  return Object.assign(client, {
+    rejected(error: unknown) {
+      if (stored && isAuthenticationFailure(error)) rereadDue = true;
+    },
+  });
 }

@@ -44,12 +44,13 @@ export interface SecretClients {
  * offline too, where secrets are plain values.
  */
 export function awsSecretStores(clients: SecretClients = {}): SecretStores {
-  const cache = new Map<string, { value: unknown; expiresAt: number }>();
+  // maxAge: how old a kept value may be for this read (0: read it again now).
+  const cache = new Map<string, { value: unknown; fetchedAt: number }>();
   const cached = (key: string, maxAgeS: number, fetch: () => Promise<unknown>) => async () => {
     const hit = cache.get(key);
-    if (hit && hit.expiresAt > Date.now()) return hit.value;
+    if (hit && Date.now() - hit.fetchedAt < maxAgeS * 1000) return hit.value;
     const value = await fetch();
-    cache.set(key, { value, expiresAt: Date.now() + maxAgeS * 1000 });
+    cache.set(key, { value, fetchedAt: Date.now() });
     return value;
   };
   return {
@@ -88,22 +89,24 @@ export function secretLocation(source: SecretSource): 'value' | 'ssm' | 'secrets
 /**
  * A reader for one secret: the plain value as is, or the stored one fetched on first use and then
  * served from memory for `maxAgeS` (once per container, in practice).
- * A failed fetch is not remembered, so the next call retries.
+ * A failed fetch is not remembered, so the next call retries. `fresh` reads the store again now
+ * (the value was refused: it may have been rotated).
  */
 export function secretReader(
   source: SecretSource,
   { maxAgeS = 900, stores }: { maxAgeS?: number; stores?: SecretStores } = {},
-): () => Promise<string> {
+): (options?: { fresh?: boolean }) => Promise<string> {
   const location = secretLocation(source);
-  return async () => {
+  return async ({ fresh = false } = {}) => {
+    const maxAge = fresh ? 0 : maxAgeS;
     if (location === 'value') return source.value!;
     if (location === undefined) throw new SecretError(`${source.name} is not configured`);
     const store = stores ?? (defaultStores ??= awsSecretStores());
     let stored: unknown;
     try {
       stored = location === 'ssm'
-        ? await store.ssm.get(source.parameterName!, { maxAge: maxAgeS, decrypt: true })
-        : await store.secretsManager.get(source.secretId!, { maxAge: maxAgeS });
+        ? await store.ssm.get(source.parameterName!, { maxAge, decrypt: true })
+        : await store.secretsManager.get(source.secretId!, { maxAge });
     } catch (cause) {
       throw new SecretError(`${source.name} could not be read from ${location === 'ssm' ? 'SSM' : 'Secrets Manager'}`, { cause });
     }

@@ -11,13 +11,14 @@ export function clickHouseUnavailable(cause: unknown): HttpError {
  * Reads viewers' positions with one bound query each. `clickhouse` may be a getter, so a password
  * read from a secret store on first use (and its failure) happens inside the 503 guard.
  */
-export function createProgressReader(clickhouse: ClickHouseClient | (() => Promise<ClickHouseClient>)) {
+export function createProgressReader(clickhouse: ClickHouseClient | ((() => Promise<ClickHouseClient>) & { rejected?(error: unknown): void })) {
   async function rows(bound: BoundQuery): Promise<FilmProgressRow[]> {
     try {
       const client = typeof clickhouse === 'function' ? await clickhouse() : clickhouse;
       const result = await client.query({ ...bound, format: 'JSONEachRow' });
       return await result.json<FilmProgressRow>();
     } catch (cause) {
+      if (typeof clickhouse === 'function') clickhouse.rejected?.(cause);
       throw clickHouseUnavailable(cause);
     }
   }

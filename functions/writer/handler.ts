@@ -51,6 +51,7 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
     } catch (error) {
       const code = (error as { code?: string }).code;
       logger.error('clickhouse insert failed', { code, error: String(error) });
+      clickhouse.rejected(error);
       throw error;
     }
     metrics.addMetric(metricNames.insertLatency, MetricUnit.Milliseconds, performance.now() - started);
