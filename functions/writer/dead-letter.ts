@@ -26,3 +26,33 @@ export function toDeadLetterMessage({ record, reason, position }: PoisonRecord):
     headers,
   };
 }
+
+/** Bytes a message takes in a produce request, near enough: key, value and headers. */
+function messageBytes({ key, value, headers }: Message): number {
+  let bytes = (key?.length ?? 0) + (value?.length ?? 0);
+  for (const [name, header] of Object.entries(headers ?? {})) bytes += name.length + (header?.length ?? 0);
+  return bytes;
+}
+
+/**
+ * The dead letters in order, in sends of at most `maxBytes` each (a larger message goes alone).
+ * One send of a 10,000-record batch's poison could pass the broker's message.max.bytes (1 MB by
+ * default); refused, it would fail the batch at every retry and stop the partition.
+ */
+export function deadLetterSends(messages: Message[], maxBytes = 512 * 1024): Message[][] {
+  const sends: Message[][] = [];
+  let current: Message[] = [];
+  let size = 0;
+  for (const message of messages) {
+    const bytes = messageBytes(message);
+    if (current.length > 0 && size + bytes > maxBytes) {
+      sends.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(message);
+    size += bytes;
+  }
+  if (current.length > 0) sends.push(current);
+  return sends;
+}

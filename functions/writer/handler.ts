@@ -6,7 +6,7 @@ import { createKafka, createProducer } from '../../shared/kafka.ts';
 import { clickHouseWithStoredPassword } from '../../shared/clickhouse.ts';
 import { logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
-import { toDeadLetterMessage } from './dead-letter.ts';
+import { deadLetterSends, toDeadLetterMessage } from './dead-letter.ts';
 import { decodeBatch } from './decode.ts';
 import { eventColumns } from './rows.ts';
 
@@ -60,7 +60,9 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
     deadLettersConnected ??= deadLetters.connect();
     try {
       await deadLettersConnected;
-      await deadLetters.send({ topic: config.KAFKA_DLQ_TOPIC, acks: -1, messages: poison.map(toDeadLetterMessage) });
+      for (const messages of deadLetterSends(poison.map(toDeadLetterMessage))) {
+        await deadLetters.send({ topic: config.KAFKA_DLQ_TOPIC, acks: -1, messages });
+      }
     } catch (error) {
       deadLettersConnected = undefined;
       logger.error('dead-letter produce failed', { deadLettered: poison.length, error: String(error) });

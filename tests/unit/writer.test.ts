@@ -1,7 +1,7 @@
 import type { MSKEvent, MSKRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { batchRecords, decodeBatch, decodeRecord } from '../../functions/writer/decode.ts';
-import { toDeadLetterMessage } from '../../functions/writer/dead-letter.ts';
+import { deadLetterSends, toDeadLetterMessage } from '../../functions/writer/dead-letter.ts';
 import { rowObject, toClickHouseRow } from '../../functions/writer/rows.ts';
 
 const accepted = {
@@ -58,5 +58,20 @@ describe('writer decoding', () => {
     expect(String(message.key)).toBe('u1');
     expect(message.headers).toMatchObject({ 'event-type': Buffer.from('film_rating'), 'dlq-reason': Buffer.from('value is not JSON'),
       'dlq-original-offset': Buffer.from('3') });
+  });
+});
+
+describe('dead-letter sends', () => {
+  it('split a batch of poison into sends under the broker\'s message size, in order, none lost', () => {
+    const message = (i: number, size = 1_000) => ({ key: Buffer.from(`k${i}`), value: Buffer.alloc(size, i % 256), headers: { 'dlq-reason': Buffer.from('value is not JSON') } });
+    const poison = Array.from({ length: 3_000 }, (_, i) => message(i));
+    const sends = deadLetterSends(poison);
+    expect(sends.length).toBeGreaterThan(5);
+    expect(sends.flat()).toEqual(poison);
+    for (const send of sends) expect(send.reduce((n, m) => n + m.value.length, 0)).toBeLessThanOrEqual(512 * 1024);
+    // A record larger than a send goes alone, not dropped.
+    const big = message(7, 600 * 1024);
+    expect(deadLetterSends([message(1), big, message(2)])).toEqual([[message(1)], [big], [message(2)]]);
+    expect(deadLetterSends([])).toEqual([]);
   });
 });
