@@ -33,7 +33,8 @@ export const maxEventAgeMs = 30 * 24 * 3_600_000;
 const envelope = {
   event_id: z.uuid().optional().meta({
     description: 'Makes retries idempotent: send the same id again and the event is stored once. Give the event its time too '
-      + '(client_ts, or make this a UUIDv7, whose time is used), so every retry has the same event time.',
+      + '(client_ts, or make this a UUIDv7, whose time is used), so every retry has the same event time; a time the server '
+      + 'does not trust (see client_ts) is replaced by the server clock, which differs between retries.',
   }),
   // Client clock, ISO 8601 or epoch milliseconds; the server clock is authoritative (received_at).
   client_ts: z.union([isoTime({ offset: true }), z.number().int().nonnegative().max(maxEpochMs)]).optional().meta({
