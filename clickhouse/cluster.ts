@@ -7,6 +7,7 @@
  * - a materialized view reads `<source>_local` and writes `<target>_local`: each shard keeps the
  *   aggregates of the rows it holds, and reading through the Distributed table merges them;
  * - a plain view reads the Distributed tables;
+ * - an ALTER TABLE (settings, projections) changes every shard's local table;
  * - an INSERT … SELECT (a backfill) runs once through the Distributed tables;
  * - every statement runs ON CLUSTER, so one migration run reaches every node.
  *
@@ -64,8 +65,9 @@ export function toClusterStatements(statement: string, cluster: string): string[
   // shard of its viewer, as the materialized views on that shard would have put it.
   if (/^INSERT INTO \w+\s+SELECT\b/.test(sql)) return [sql];
 
-  const setting = sql.match(/^ALTER TABLE (\w+) MODIFY SETTING ([\s\S]+)$/);
-  if (setting) return [`ALTER TABLE ${setting[1]}${localSuffix} ${onCluster} MODIFY SETTING ${replicatedSettingNames(setting[2]!)}`];
+  // Settings, projections, indexes: they belong to the stored rows, so to every shard's local table.
+  const alter = sql.match(/^ALTER TABLE (\w+) ([\s\S]+)$/);
+  if (alter) return [`ALTER TABLE ${alter[1]}${localSuffix} ${onCluster} ${replicatedSettingNames(alter[2]!)}`];
 
   throw new ClusterDdlError(`no cluster form for this statement; extend clickhouse/cluster.ts: ${sql.slice(0, 120)}`);
 }

@@ -74,9 +74,13 @@ describe('the cluster form of the migrations (CLICKHOUSE_CLUSTER)', () => {
     expect(analystView).toMatch(/FROM film_daily_stats\b(?!_local)/);
     expect(analystView).toMatch(/FROM film_daily_viewers\b(?!_local)/);
     // Migration 004's window lands on the replicated local tables under its replicated name.
-    const alters = formatted.filter((s) => s.startsWith('ALTER TABLE'));
-    expect(alters.map((s) => s.split(' ')[2])).toEqual(['film_daily_stats_local', 'film_progress_latest_local']);
-    for (const alter of alters) expect(alter).toMatch(new RegExp(`ON CLUSTER ${cluster}[\\s\\S]*MODIFY SETTING replicated_deduplication_window = 10000`));
+    const windows = formatted.filter((s) => s.startsWith('ALTER TABLE') && s.includes('deduplication_window'));
+    expect(windows.map((s) => s.split(' ')[2])).toEqual(['film_daily_stats_local', 'film_progress_latest_local']);
+    for (const alter of windows) expect(alter).toMatch(new RegExp(`ON CLUSTER ${cluster}[\\s\\S]*MODIFY SETTING replicated_deduplication_window = 10000`));
+    // Migration 006's per-viewer projection is built in every shard's stored rows.
+    const projection = formatted.filter((s) => s.includes('PROJECTION'));
+    expect(projection.length).toBe(2);
+    for (const alter of projection) expect(alter).toMatch(new RegExp(`^ALTER TABLE events_local ON CLUSTER ${cluster}`));
   });
 
   it('refuses a statement it has no cluster form for, rather than passing single-node DDL through', () => {
