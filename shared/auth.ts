@@ -114,8 +114,12 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
     } catch (cause) {
       if (cause instanceof HttpError) throw cause;
       if (cause instanceof joseErrors.JWTExpired) throw unauthorized('token_expired', 'the token has expired', cause);
-      // Not a verdict on the token: the key set could not be fetched (network, timeout).
-      if (cause instanceof joseErrors.JWKSTimeout || !(cause instanceof joseErrors.JOSEError)) {
+      // Not a verdict on the token: the key set could not be fetched (network, timeout, an answer
+      // other than 200, a body that is not a key set; jose throws its base JOSEError for those).
+      // A 401 would make clients give up the events; a 503 makes them retry.
+      const keysUnavailable = cause instanceof joseErrors.JWKSTimeout || cause instanceof joseErrors.JWKSInvalid
+        || !(cause instanceof joseErrors.JOSEError) || cause.constructor === joseErrors.JOSEError;
+      if (keysUnavailable) {
         throw new HttpError(503, 'auth_keys_unavailable', 'the token keys could not be fetched; retry later', { 'Retry-After': '1' }, { cause });
       }
       throw unauthorized('invalid_token', 'the token is invalid', cause);
