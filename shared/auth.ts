@@ -138,6 +138,11 @@ export function createConfiguredViewerVerifier(
 ): ViewerVerifier {
   const source = { name: 'JWT_SECRET', value: settings.JWT_SECRET, parameterName: settings.JWT_SECRET_PARAMETER, secretId: settings.JWT_SECRET_SECRET_ARN };
   const location = secretLocation(source);
+  // The deployed key sources: without iss and aud checks, any token the auth service signs for
+  // another audience (or another issuer sharing the key) would be accepted.
+  if ((location === 'ssm' || location === 'secretsManager' || settings.JWT_JWKS_URL) && !(settings.JWT_ISSUER && settings.JWT_AUDIENCE)) {
+    throw new Error('JWT_ISSUER and JWT_AUDIENCE must be set with a stored JWT secret or JWT_JWKS_URL');
+  }
   if (location === 'value' || location === undefined) return createViewerVerifier(settings);
   if (settings.JWT_JWKS_URL) throw new Error('set either a JWT secret or JWT_JWKS_URL, not both');
   const read = readSecret ?? secretReader(source, { maxAgeS });

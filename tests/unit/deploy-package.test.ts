@@ -300,5 +300,10 @@ describe('serverless package --stage prod without its parameters', () => {
     expect(failure, 'package succeeded').toBeDefined();
     expect(`${failure?.stdout}${failure?.stderr}`).toMatch(/Cannot resolve variable at "[^"]+": Value not found at "param" source/);
     expect(`${failure?.stdout}${failure?.stderr}`).toMatch(/mskClusterArn/i);
-  }, 60_000);
+    // Without issuer and audience the functions would accept any token signed with the key.
+    const { jwtIssuer: _i, jwtAudience: _a, ...withoutTokenChecks } = prodParams;
+    const unchecked = await packageStage('prod', withoutTokenChecks).then(() => undefined, (error: { stdout?: string; stderr?: string }) => error);
+    expect(unchecked, 'package succeeded without jwtIssuer and jwtAudience').toBeDefined();
+    expect(`${unchecked?.stdout}${unchecked?.stderr}`).toMatch(/environment\.JWT_ISSUER": Value not found[\s\S]*environment\.JWT_AUDIENCE": Value not found/);
+  }, 90_000);
 });

@@ -5,7 +5,9 @@ import { HttpError } from '../../shared/errors.ts';
 import { awsSecretStores, SecretError, secretReader, type SecretStores } from '../../shared/secrets.ts';
 import { signDevToken } from '../../localstack/dev-token.ts';
 
-const settings = { JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 10 };
+const issuer = 'https://auth.cinema.example.com';
+const audience = 'ugc-ingest';
+const settings = { JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 10, JWT_ISSUER: issuer, JWT_AUDIENCE: audience };
 
 function stubStores(values: { ssm?: Record<string, string>; secrets?: Record<string, string> }) {
   const ssm = vi.fn(async (name: string) => { const v = values.ssm?.[name]; if (v === undefined) throw new Error('ParameterNotFound'); return v; });
@@ -73,26 +75,34 @@ describe('viewer tokens verified with a secret from the store', () => {
     const readSecret = vi.fn(async () => secret);
     const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_PARAMETER: '/ugc/jwt' }, { readSecret });
     for (const user of ['viewer-1', 'viewer-2']) {
-      expect((await verify(`Bearer ${await signDevToken(user, { secret })}`)).userId).toBe(user);
+      expect((await verify(`Bearer ${await signDevToken(user, { secret, issuer, audience })}`)).userId).toBe(user);
     }
-    await expect(verify(`Bearer ${await signDevToken('v', { secret: 'another-secret-of-sufficient-length' })}`)).rejects.toMatchObject({ statusCode: 401 });
+    await expect(verify(`Bearer ${await signDevToken('v', { secret: 'another-secret-of-sufficient-length', issuer, audience })}`)).rejects.toMatchObject({ statusCode: 401 });
     expect(readSecret).toHaveBeenCalledTimes(3);
   });
 
   it('follows a rotated secret', async () => {
     let current = secret;
     const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_SECRET_ARN: 'arn:sm:jwt' }, { readSecret: async () => current });
-    await verify(`Bearer ${await signDevToken('v', { secret })}`);
+    await verify(`Bearer ${await signDevToken('v', { secret, issuer, audience })}`);
     current = 'the-rotated-secret-of-sufficient-length';
-    expect((await verify(`Bearer ${await signDevToken('w', { secret: current })}`)).userId).toBe('w');
-    await expect(verify(`Bearer ${await signDevToken('x', { secret })}`)).rejects.toMatchObject({ statusCode: 401 });
+    expect((await verify(`Bearer ${await signDevToken('w', { secret: current, issuer, audience })}`)).userId).toBe('w');
+    await expect(verify(`Bearer ${await signDevToken('x', { secret, issuer, audience })}`)).rejects.toMatchObject({ statusCode: 401 });
   });
 
   it('answers 503 auth_keys_unavailable when the store cannot be read', async () => {
     const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_PARAMETER: '/ugc/jwt' }, { readSecret: async () => { throw new SecretError('JWT_SECRET could not be read from SSM'); } });
-    const error = await verify(`Bearer ${await signDevToken('v', { secret })}`).catch((e: unknown) => e);
+    const error = await verify(`Bearer ${await signDevToken('v', { secret, issuer, audience })}`).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HttpError);
     expect(error).toMatchObject({ statusCode: 503, code: 'auth_keys_unavailable' });
+  });
+
+  it('refuses a deployed key source without issuer and audience checks, and a token for another audience', async () => {
+    const { JWT_ISSUER: _i, JWT_AUDIENCE: _a, ...unchecked } = settings;
+    expect(() => createConfiguredViewerVerifier({ ...unchecked, JWT_SECRET_PARAMETER: '/ugc/jwt' })).toThrow(/JWT_ISSUER and JWT_AUDIENCE must be set/);
+    expect(() => createConfiguredViewerVerifier({ ...unchecked, JWT_JWKS_URL: 'https://auth.cinema.example.com/jwks' })).toThrow(/JWT_ISSUER and JWT_AUDIENCE/);
+    const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_PARAMETER: '/ugc/jwt' }, { readSecret: async () => secret });
+    await expect(verify(`Bearer ${await signDevToken('v', { secret, issuer, audience: 'another-app' })}`)).rejects.toMatchObject({ statusCode: 401 });
   });
 
   it('refuses a plain secret and a stored one together', () => {
