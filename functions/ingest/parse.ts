@@ -54,12 +54,15 @@ function toArray(events: unknown): unknown[] {
   return events;
 }
 
-/** The simple form `POST /v1/films/{film_id}/progress {position_s, duration_s?}` as one event. */
-export function filmProgressPayload(filmId: string | undefined, body: unknown): unknown {
+/**
+ * The simple form `POST /v1/films/{film_id}/progress {position_s, duration_s?}` as a batch of one
+ * event: a body with its own `events` is then an unknown field, not a batch of any type and film.
+ */
+export function filmProgressPayload(filmId: string | undefined, body: unknown): { events: [unknown] } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HttpError(400, 'invalid_event', 'the body must be a JSON object');
   }
-  return { ...body, type: 'film_progress', film_id: filmId ? decodePathParameter(filmId) : filmId };
+  return { events: [{ ...body, type: 'film_progress', film_id: filmId ? decodePathParameter(filmId) : filmId }] };
 }
 
 /** Percent-decodes a path parameter; malformed encoding (`%ZZ`, a cut `%E0%A4`) is the client's error. */

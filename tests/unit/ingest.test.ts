@@ -113,8 +113,12 @@ describe('the simple progress form', () => {
   });
 
   it('cannot be used to smuggle another type or film, and refuses non-objects', () => {
-    expect(filmProgressPayload('f1', { type: 'film_rating', film_id: 'other', position_s: 1 })).toMatchObject({ type: 'film_progress', film_id: 'f1' });
+    expect(filmProgressPayload('f1', { type: 'film_rating', film_id: 'other', position_s: 1 }).events[0]).toMatchObject({ type: 'film_progress', film_id: 'f1' });
     expect(httpError(() => filmProgressPayload('f1', [1]))).toMatchObject({ statusCode: 400 });
     expect(parseEvents(filmProgressPayload('f1', { position_s: 'ten' }), limits).rejected).toHaveLength(1);
+    // A batch of other types sent to the progress route is one invalid progress event, not a batch.
+    const smuggled = parseEvents(filmProgressPayload('f1', { events: [{ type: 'search', query: 'q', results_count: 1 }] }), limits);
+    expect(smuggled.valid).toHaveLength(0);
+    expect(smuggled.rejected).toHaveLength(1);
   });
 });
