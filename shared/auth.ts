@@ -86,6 +86,8 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
       issuer: settings.JWT_ISSUER,
       audience: settings.JWT_AUDIENCE,
       clockTolerance: settings.JWT_CLOCK_TOLERANCE_S,
+      // An access token without exp would never expire: a leaked one would work forever.
+      requiredClaims: ['exp'],
     };
     const { payload } = source.key instanceof Uint8Array
       ? await jwtVerify(token, source.key, verifyOptions)
@@ -107,8 +109,8 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
     if (cached) return cached;
     try {
       const viewer = await verifyToken(token);
-      // Remembered until exp (no exp: a minute), so an expired token is never served from cache.
-      const ttl = viewer.claims.exp ? viewer.claims.exp * 1000 - Date.now() : 60_000;
+      // Remembered until exp (required above), so an expired token is never served from cache.
+      const ttl = (viewer.claims.exp ?? 0) * 1000 - Date.now();
       if (cache && ttl > 0) cache.set(token, viewer, { maxAge: ttl });
       return viewer;
     } catch (cause) {

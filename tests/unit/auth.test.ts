@@ -27,8 +27,9 @@ describe('viewer token verification', () => {
     expect(error.headers['WWW-Authenticate']).toMatch(/^Bearer/);
   });
 
-  it('refuses expired, not-yet-valid, wrong-issuer, wrong-key, unsigned and malformed tokens', async () => {
+  it('refuses expired, never-expiring, not-yet-valid, wrong-issuer, wrong-key, unsigned and malformed tokens', async () => {
     const now = Math.floor(Date.now() / 1000);
+    expect(await rejection(`Bearer ${await sign((j) => j)}`)).toMatchObject({ statusCode: 401, code: 'invalid_token' });
     expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime(now - 60))}`)).code).toBe('token_expired');
     expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setNotBefore(now + 600))}`)).statusCode).toBe(401);
     expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setIssuer('evil'))}`)).statusCode).toBe(401);
