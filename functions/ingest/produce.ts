@@ -2,6 +2,18 @@ import type { Kafka, Message, Producer } from 'kafkajs';
 import { CompressionTypes } from '../../shared/kafka.ts';
 import { HttpError } from '../../shared/errors.ts';
 
+// Kafka refuses these for good whatever the retries: a 503 would have the client retry forever.
+const tooLargeForKafka = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/** Whether a kafkajs error (or one it wraps) says the messages are larger than the brokers accept. */
+function isTooLarge(error: unknown, depth = 0): boolean {
+  if (!error || typeof error !== 'object' || depth > 5) return false;
+  const e = error as { type?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
+  if (typeof e.type === 'string' && tooLargeForKafka.has(e.type)) return true;
+  const wrapped = [e.cause, e.originalError, ...(Array.isArray(e.errors) ? e.errors : [])];
+  return wrapped.some((inner) => isTooLarge(inner, depth + 1));
+}
+
 /** Raised when Kafka did not acknowledge in time: the request answers 503, never 202. */
 export function kafkaUnavailable(cause: unknown): HttpError {
   return new HttpError(503, 'kafka_unavailable', 'events could not be made durable; retry later', { 'Retry-After': '1' }, { cause });
@@ -29,6 +41,9 @@ export function createEventProducer(producer: Producer, topic: string) {
         await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages });
       })(), deadlineMs);
     } catch (cause) {
+      if (isTooLarge(cause)) {
+        throw new HttpError(413, 'payload_too_large', 'the events are larger than Kafka accepts in one request; send fewer per request', {}, { cause });
+      }
       connected = undefined;
       throw kafkaUnavailable(cause);
     }

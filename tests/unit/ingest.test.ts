@@ -3,6 +3,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
 import { filmProgressPayload, parseEvents, readJsonBody } from '../../functions/ingest/parse.ts';
 import { enrich, toKafkaMessage } from '../../functions/ingest/messages.ts';
+import { createEventProducer } from '../../functions/ingest/produce.ts';
+import { KafkaJSConnectionError, KafkaJSNonRetriableError, KafkaJSProtocolError, type Producer } from 'kafkajs';
 import { HttpError } from '../../shared/errors.ts';
 
 const limits = { maxBodyBytes: 1024, maxEvents: 3 };
@@ -120,5 +122,25 @@ describe('the simple progress form', () => {
     const smuggled = parseEvents(filmProgressPayload('f1', { events: [{ type: 'search', query: 'q', results_count: 1 }] }), limits);
     expect(smuggled.valid).toHaveLength(0);
     expect(smuggled.rejected).toHaveLength(1);
+  });
+});
+
+describe('producing to Kafka', () => {
+  const failingWith = (error: Error) => createEventProducer({ connect: async () => {}, send: async () => { throw error; } } as unknown as Producer, 'ugc.events');
+  // As kafkajs makes them from the broker's answer (error code 10), and as its retrier passes them on.
+  const tooLarge = new KafkaJSProtocolError(Object.assign(new Error('The request included a message larger than the max message size the server will accept'),
+    { type: 'MESSAGE_TOO_LARGE', code: 10, retriable: false }));
+
+  it('answers 413 when the brokers refuse the messages as too large: a retry could never succeed', async () => {
+    // (kafkajs's types omit the options its retrier passes: `new KafkaJSNonRetriableError(e, { cause })`.)
+    const NonRetriable = KafkaJSNonRetriableError as unknown as new (e: Error, options: { cause: Error }) => Error;
+    for (const error of [tooLarge, new NonRetriable(tooLarge, { cause: tooLarge })]) {
+      await expect(failingWith(error)([{ value: 'x' }], 1_000)).rejects.toMatchObject({ statusCode: 413, code: 'payload_too_large' });
+    }
+  });
+
+  it('answers 503 (retry later) when Kafka cannot be reached', async () => {
+    await expect(failingWith(new KafkaJSConnectionError('Connection error: ECONNREFUSED'))([{ value: 'x' }], 1_000))
+      .rejects.toMatchObject({ statusCode: 503, code: 'kafka_unavailable' });
   });
 });
