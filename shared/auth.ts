@@ -3,7 +3,7 @@ import QuickLRU from 'quick-lru';
 import * as z from 'zod/mini';
 import { env } from './config.ts';
 import { HttpError } from './errors.ts';
-import { secretLocation, secretReader } from './secrets.ts';
+import { rereadWhenRejected, secretLocation, secretReader } from './secrets.ts';
 
 const asymmetricAlgorithms = ['RS256', 'ES256'] as const;
 
@@ -136,7 +136,7 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
  */
 export function createConfiguredViewerVerifier(
   settings: AuthSettings,
-  { readSecret, maxAgeS }: { readSecret?: () => Promise<string>; maxAgeS?: number } = {},
+  { readSecret, maxAgeS }: { readSecret?: (options?: { fresh?: boolean }) => Promise<string>; maxAgeS?: number } = {},
 ): ViewerVerifier {
   const source = { name: 'JWT_SECRET', value: settings.JWT_SECRET, parameterName: settings.JWT_SECRET_PARAMETER, secretId: settings.JWT_SECRET_SECRET_ARN };
   const location = secretLocation(source);
@@ -147,17 +147,31 @@ export function createConfiguredViewerVerifier(
   }
   if (location === 'value' || location === undefined) return createViewerVerifier(settings);
   if (settings.JWT_JWKS_URL) throw new Error('set either a JWT secret or JWT_JWKS_URL, not both');
-  const read = readSecret ?? secretReader(source, { maxAgeS });
+  const secret = rereadWhenRejected(readSecret ?? secretReader(source, { maxAgeS }));
   let current: { secret: string; verify: ViewerVerifier } | undefined;
-  return async (authorization) => {
-    let secret: string;
+  async function verifier(): Promise<ViewerVerifier> {
+    let value: string;
     try {
-      secret = await read();
+      value = await secret.read();
     } catch (cause) {
       throw new HttpError(503, 'auth_keys_unavailable', 'the token keys could not be fetched; retry later', { 'Retry-After': '1' }, { cause });
     }
-    if (secret.length < 16) throw new Error('JWT secret from the store: must be at least 16 characters');
-    if (current?.secret !== secret) current = { secret, verify: createViewerVerifier({ ...settings, JWT_SECRET: secret, JWT_SECRET_PARAMETER: undefined, JWT_SECRET_SECRET_ARN: undefined }) };
-    return current.verify(authorization);
+    if (value.length < 16) throw new Error('JWT secret from the store: must be at least 16 characters');
+    if (current?.secret !== value) current = { secret: value, verify: createViewerVerifier({ ...settings, JWT_SECRET: value, JWT_SECRET_PARAMETER: undefined, JWT_SECRET_SECRET_ARN: undefined }) };
+    return current.verify;
+  }
+  return async (authorization) => {
+    const verify = await verifier();
+    try {
+      return await verify(authorization);
+    } catch (error) {
+      // A good signature with another secret: the auth service may have rotated it. Read the store
+      // again (at most every 30 s) and, if the secret changed, verify with the new one.
+      if (!(error instanceof HttpError && error.cause instanceof joseErrors.JWSSignatureVerificationFailed)) throw error;
+      secret.rejected();
+      const again = await verifier();
+      if (again === verify) throw error;
+      return again(authorization);
+    }
   };
 }

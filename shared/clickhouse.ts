@@ -1,6 +1,6 @@
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { env } from './config.ts';
-import { secretLocation, secretReader, type SecretStores } from './secrets.ts';
+import { rereadWhenRejected, secretLocation, secretReader, type SecretStores } from './secrets.ts';
 
 /** ClickHouse settings every function that touches ClickHouse reads the same way. */
 export const clickHouseEnv = {
@@ -50,10 +50,6 @@ export function isAuthenticationFailure(error: unknown): boolean {
   return ['516', '192', '193'].includes(String((error as { code?: unknown } | null | undefined)?.code));
 }
 
-// After an authentication failure the password is read again at most this often: soon after a
-// rotation, without a store read per request while a wrong password stays wrong.
-const passwordRereadIntervalMs = 30_000;
-
 /** A ClickHouse client getter that learns when ClickHouse refused its password. */
 export interface StoredPasswordClickHouse {
   (): Promise<ClickHouseClient>;
@@ -74,17 +70,10 @@ export function clickHouseWithStoredPassword(settings: StoredClickHouseSettings,
     secretId: settings.CLICKHOUSE_PASSWORD_SECRET_ARN,
   };
   const stored = secretLocation(source) === 'ssm' || secretLocation(source) === 'secretsManager';
-  const read = secretReader(source, { maxAgeS: settings.SECRETS_MAX_AGE_S, stores });
+  const storedPassword = rereadWhenRejected(secretReader(source, { maxAgeS: settings.SECRETS_MAX_AGE_S, stores }));
   let current: { password: string; client: ClickHouseClient } | undefined;
-  let rereadDue = false;
-  let rereadAt = -Infinity;
   const client = async () => {
-    const fresh = rereadDue && Date.now() - rereadAt >= passwordRereadIntervalMs;
-    if (fresh) {
-      rereadDue = false;
-      rereadAt = Date.now();
-    }
-    const password = stored ? await read({ fresh }) : settings.CLICKHOUSE_PASSWORD;
+    const password = stored ? await storedPassword.read() : settings.CLICKHOUSE_PASSWORD;
     if (current?.password !== password) {
       void current?.client.close();
       current = { password, client: createClickHouse({ ...settings, CLICKHOUSE_PASSWORD: password }) };
@@ -93,7 +82,7 @@ export function clickHouseWithStoredPassword(settings: StoredClickHouseSettings,
   };
   return Object.assign(client, {
     rejected(error: unknown) {
-      if (stored && isAuthenticationFailure(error)) rereadDue = true;
+      if (stored && isAuthenticationFailure(error)) storedPassword.rejected();
     },
   });
 }

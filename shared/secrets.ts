@@ -116,6 +116,29 @@ export function secretReader(
   };
 }
 
+/**
+ * A stored secret the service it opens can refuse: after `rejected()`, the next `read()` reads the
+ * store again (a rotation reaches a running container at once instead of after maxAge), at most
+ * every `intervalMs`, so a value that stays wrong does not cost a store read per request.
+ */
+export function rereadWhenRejected(read: (options?: { fresh?: boolean }) => Promise<string>, intervalMs = 30_000) {
+  let due = false;
+  let lastFresh = -Infinity;
+  return {
+    read(): Promise<string> {
+      const fresh = due && Date.now() - lastFresh >= intervalMs;
+      if (fresh) {
+        due = false;
+        lastFresh = Date.now();
+      }
+      return read({ fresh });
+    },
+    rejected(): void {
+      due = true;
+    },
+  };
+}
+
 /** A secret stored as JSON, e.g. MSK SCRAM's `{"username","password"}`, parsed with a schema. */
 export function jsonSecretReader<T>(read: () => Promise<string>, schema: z.ZodMiniType<T>, name: string): () => Promise<T> {
   return async () => {

@@ -78,7 +78,8 @@ describe('viewer tokens verified with a secret from the store', () => {
       expect((await verify(`Bearer ${await signDevToken(user, { secret, issuer, audience })}`)).userId).toBe(user);
     }
     await expect(verify(`Bearer ${await signDevToken('v', { secret: 'another-secret-of-sufficient-length', issuer, audience })}`)).rejects.toMatchObject({ statusCode: 401 });
-    expect(readSecret).toHaveBeenCalledTimes(3);
+    // Once per request (the store keeps the value), and once more for the token with another signature: a rotation?
+    expect(readSecret).toHaveBeenCalledTimes(4);
   });
 
   it('follows a rotated secret', async () => {
@@ -88,6 +89,25 @@ describe('viewer tokens verified with a secret from the store', () => {
     current = 'the-rotated-secret-of-sufficient-length';
     expect((await verify(`Bearer ${await signDevToken('w', { secret: current, issuer, audience })}`)).userId).toBe('w');
     await expect(verify(`Bearer ${await signDevToken('x', { secret, issuer, audience })}`)).rejects.toMatchObject({ statusCode: 401 });
+  });
+
+  it('follows a rotation at once: a token signed with a secret it does not know makes it read the store again, at most every 30 s', async () => {
+    const rotated = 'the-rotated-secret-of-sufficient-length';
+    let inStore = secret;
+    let kept = secret;
+    // As the real store: a kept value until a fresh read.
+    const readSecret = vi.fn(async ({ fresh = false }: { fresh?: boolean } = {}) => { if (fresh) kept = inStore; return kept; });
+    const freshReads = () => readSecret.mock.calls.filter(([options]) => options?.fresh).length;
+    const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_PARAMETER: '/ugc/jwt' }, { readSecret });
+    expect((await verify(`Bearer ${await signDevToken('before', { secret, issuer, audience })}`)).userId).toBe('before');
+    inStore = rotated;
+    expect((await verify(`Bearer ${await signDevToken('after', { secret: rotated, issuer, audience })}`)).userId).toBe('after');
+    expect(freshReads()).toBe(1);
+    // Forged tokens do not cost a store read each.
+    for (let i = 0; i < 5; i++) {
+      await expect(verify(`Bearer ${await signDevToken('x', { secret: 'a-forged-secret-of-sufficient-length', issuer, audience })}`)).rejects.toMatchObject({ statusCode: 401 });
+    }
+    expect(freshReads()).toBe(1);
   });
 
   it('answers 503 auth_keys_unavailable when the store cannot be read', async () => {
