@@ -32,7 +32,7 @@ export interface TrackerOptions {
   flushIntervalMs?: number;
   /** Queue bound: beyond it the oldest events are dropped and counted (default 1000). */
   maxQueue?: number;
-  /** Attempts per batch on 5xx / network errors before it is dropped and counted (default 8). */
+  /** Attempts per event on 5xx, 408, 429 / network errors before it is dropped and counted (default 8). */
   maxAttempts?: number;
   /** Backoff: the first retry waits about this long, doubling up to retryMaxMs (defaults 500 / 30000 ms). */
   retryBaseMs?: number;
@@ -53,11 +53,11 @@ export interface TrackerStats {
   sent: number;
   /** Oldest events dropped because the queue was full. */
   dropped: number;
-  /** Events refused by the ingest (4xx, or listed as rejected in a 202). */
+  /** Events refused by the ingest (4xx but 408 and 429, or listed as rejected in a 202). */
   rejected: number;
   /** Events dropped after maxAttempts failed sends. */
   failed: number;
-  /** Sends retried after a 5xx or a network error. */
+  /** Sends retried after a 5xx, 408, 429 or a network error. */
   retries: number;
 }
 
@@ -90,6 +90,7 @@ function uuid(): string {
 }
 
 const encoder = new TextEncoder();
+// flushOnHide sizes bodies from this shape: `{"events":[` + each event and a comma, minus one, + `]}`.
 const bodyOf = (events: QueuedEvent[]) => JSON.stringify({ events });
 
 /** Creates a tracker: a bounded queue sent in batches, retried with backoff, flushed on page hide. */
@@ -109,7 +110,12 @@ export function createTracker(options: TrackerOptions): Tracker {
   let sending: Promise<void> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let retryAt = 0;
-  let attempts = 0;
+  /** Failed sends in a row, whichever batch: the backoff grows with them while the API is unreachable. */
+  let failures = 0;
+  /** Failed sends per event: batches sent side by side on page hide fail together, and are re-chunked later. */
+  const tries = new WeakMap<QueuedEvent, number>();
+  /** Keepalive body bytes not settled yet, across flushOnHide calls. */
+  let keepaliveBytes = 0;
 
   let tokenRequest: Promise<string> | undefined;
   // One getToken() at a time; the result is kept so a send on page hide needs no await.
@@ -152,22 +158,25 @@ export function createTracker(options: TrackerOptions): Tracker {
 
   /**
    * Puts a failed batch back at the head of the queue (keeping the bound) and waits before the
-   * next try; after maxAttempts drops it instead and resolves true: the queue may go on.
+   * next try. Events tried maxAttempts times are dropped instead; resolves true if none is left
+   * to retry: the queue may go on.
    */
   function retryLater(batch: QueuedEvent[], retryAfterS: number): boolean {
-    attempts++;
-    if (attempts >= maxAttempts) {
-      counts.failed += batch.length;
-      attempts = 0;
-      return true;
-    }
+    failures++;
+    const kept = batch.filter((event) => {
+      const n = (tries.get(event) ?? 0) + 1;
+      tries.set(event, n);
+      return n < maxAttempts;
+    });
+    counts.failed += batch.length - kept.length;
+    if (kept.length === 0) return true;
     counts.retries++;
-    queue = [...batch, ...queue];
+    queue = [...kept, ...queue];
     if (queue.length > maxQueue) {
       counts.dropped += queue.length - maxQueue;
       queue = queue.slice(-maxQueue);
     }
-    const cap = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempts - 1));
+    const cap = Math.min(retryMaxMs, retryBaseMs * 2 ** (failures - 1));
     // Equal jitter: spread retries of many pages without ever retrying at once.
     const delay = Math.max(cap / 2 + random() * (cap / 2), retryAfterS * 1000);
     retryAt = Date.now() + delay;
@@ -177,21 +186,29 @@ export function createTracker(options: TrackerOptions): Tracker {
 
   /** Sends one batch; resolves true if the queue may go on. */
   async function sendBatch(batch: QueuedEvent[], keepalive = false): Promise<boolean> {
+    const body = bodyOf(batch);
+    // Counted before the first await, so flushOnHide sees it for its next chunk.
+    const inFlight = keepalive ? encoder.encode(body).length : 0;
+    keepaliveBytes += inFlight;
     let res: Answer;
     try {
-      res = await call('/v1/events', 'POST', bodyOf(batch), keepalive);
+      res = await call('/v1/events', 'POST', body, keepalive);
     } catch {
       return retryLater(batch, 0);
+    } finally {
+      keepaliveBytes -= inFlight;
     }
-    if (res.status >= 500) return retryLater(batch, Number(res.headers.get('retry-after')) || 0);
-    attempts = 0;
-    if (res.status === 202 || res.status === 200) {
+    // 408 and 429 (stage throttling) say "later", like a 5xx.
+    const { status } = res;
+    if (status >= 500 || status === 408 || status === 429) return retryLater(batch, Number(res.headers.get('retry-after')) || 0);
+    failures = 0;
+    if (status === 202 || status === 200) {
       const answer = (await res.json().catch(() => ({}))) as { accepted?: number; rejected?: unknown[] };
       const rejected = answer.rejected?.length ?? 0;
       counts.sent += answer.accepted ?? batch.length - rejected;
       counts.rejected += rejected;
     } else {
-      // 4xx: the same body would be refused again; never retried.
+      // Other 4xx: the same body would be refused again; never retried.
       counts.rejected += batch.length;
     }
     return true;
@@ -215,25 +232,27 @@ export function createTracker(options: TrackerOptions): Tracker {
 
   /**
    * The page may be going away: send everything now with keepalive, so the browser finishes the
-   * requests after unload. sendBeacon cannot carry the Authorization header; keepalive bodies in
-   * flight share a 64 KiB budget, so chunks beyond it go as ordinary requests.
+   * requests after unload. sendBeacon cannot carry the Authorization header. Browsers refuse
+   * keepalive bodies beyond 64 KiB in flight in total, including those of an earlier call
+   * (visibilitychange, then pagehide): chunks fill what is left of the budget, the rest go as
+   * ordinary requests (of up to a budget each), re-queued if they fail.
    */
   function flushOnHide(): void {
     if (queue.length === 0) return;
     clearTimeout(timer);
     timer = undefined;
-    let budget = keepaliveBudget;
-    const chunks: QueuedEvent[][] = [];
-    for (const event of queue.splice(0)) {
-      const chunk = chunks[chunks.length - 1];
-      if (chunk && chunk.length < batchSize && encoder.encode(bodyOf([...chunk, event])).length <= budget) chunk.push(event);
-      else chunks.push([event]);
-    }
-    for (const chunk of chunks) {
-      const size = encoder.encode(bodyOf(chunk)).length;
-      const keepalive = size <= budget;
-      if (keepalive) budget -= size;
-      void sendBatch(chunk, keepalive);
+    const events = queue.splice(0);
+    // Bytes of each event in a body, with its comma: a body of n events is 12 + their sum.
+    const sizes = events.map((event) => encoder.encode(JSON.stringify(event)).length + 1);
+    for (let i = 0; i < events.length;) {
+      const room = keepaliveBudget - keepaliveBytes;
+      let size = 12 + sizes[i]!;
+      const keepalive = size <= room;
+      const limit = keepalive ? room : keepaliveBudget;
+      let end = i + 1;
+      while (end < events.length && end - i < batchSize && size + sizes[end]! <= limit) size += sizes[end++]!;
+      void sendBatch(events.slice(i, end), keepalive);
+      i = end;
     }
   }
 

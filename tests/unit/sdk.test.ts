@@ -25,7 +25,38 @@ function tracker(options: Partial<TrackerOptions> & { fetch: FetchLike }) {
   return createTracker({ endpoint: 'https://api.test/', getToken: () => 'token-1', random: () => 0, ...options });
 }
 
+/**
+ * A fetch that answers 202 only when release() is called, and refuses a keepalive request whose body
+ * would take the keepalive bytes in flight beyond 64 KiB, as browsers do.
+ */
+function pendingFetch() {
+  const calls: Call[] = [];
+  const waiting: (() => void)[] = [];
+  let keepaliveInFlight = 0;
+  const fetch: FetchLike = (url, init) => {
+    const events = (JSON.parse(init.body!) as { events: QueuedEvent[] }).events;
+    const size = init.keepalive ? new TextEncoder().encode(init.body!).length : 0;
+    if (keepaliveInFlight + size > 65_536) {
+      calls.push({ status: 'network', url, ...init, events });
+      return Promise.reject(new TypeError('Failed to fetch'));
+    }
+    keepaliveInFlight += size;
+    calls.push({ status: 202, url, ...init, events });
+    return new Promise((resolve) => waiting.push(() => {
+      keepaliveInFlight -= size;
+      resolve({ status: 202, headers: { get: () => null }, json: async () => ({ accepted: events.length, rejected: [] }) });
+    }));
+  };
+  return { fetch, calls, release: () => { for (const answer of waiting.splice(0)) answer(); } };
+}
+
 const sentIds = (calls: Call[]) => calls.flatMap((c) => c.events.map((e) => e.event_id));
+/** How many requests carried each event. */
+const triesById = (calls: Call[]) => {
+  const tries = new Map<string, number>();
+  for (const id of sentIds(calls)) tries.set(id, (tries.get(id) ?? 0) + 1);
+  return tries;
+};
 
 beforeEach(() => { vi.useFakeTimers(); });
 afterEach(() => { vi.useRealTimers(); });
@@ -98,6 +129,23 @@ describe('sdk: retries', () => {
     expect(calls).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(1);
     expect(calls).toHaveLength(2);
+  });
+
+  it('retries a 429 (stage throttling, honouring Retry-After) and a 408 like a 503, then counts the events sent', async () => {
+    for (const [reply, waitMs] of [[{ status: 429, headers: { 'retry-after': '2' } }, 2_000], [{ status: 408 }, 50]] as const) {
+      const { fetch, calls } = fakeFetch([reply]);
+      const t = tracker({ fetch, retryBaseMs: 100 });
+      t.progress('f', 1);
+      t.progress('f', 2);
+      await t.flush();
+      await vi.advanceTimersByTimeAsync(waitMs - 1);
+      expect(calls).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(calls).toHaveLength(2);
+      expect(calls[1]!.events).toEqual(calls[0]!.events);
+      expect(t.stats()).toMatchObject({ sent: 2, rejected: 0, retries: 1, failed: 0, queued: 0 });
+      t.destroy();
+    }
   });
 
   it('never retries a 4xx: the batch is dropped and counted as rejected', async () => {
@@ -255,6 +303,57 @@ describe('sdk: page hide', () => {
     const ids = sentIds(hide);
     expect(ids).toHaveLength(300);
     expect(new Set(ids).size).toBe(300);
+  });
+
+  it('counts keepalive bytes still in flight from an earlier hide: no request beyond 64 KiB, every event sent once', async () => {
+    const { fetch, calls, release } = pendingFetch();
+    const window = new EventTarget();
+    const document = Object.assign(new EventTarget(), { visibilityState: 'hidden' });
+    const t = tracker({ fetch, window, document, batchSize: 500, flushIntervalMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0); // the token is cached
+    // Events of one size: the first hide leaves less than one event's body of the budget.
+    const query = 'q'.repeat(480);
+    for (let i = 0; i < 150; i++) t.track('search', { query, results_count: 0 });
+    document.dispatchEvent(new Event('visibilitychange'));
+    t.track('search', { query, results_count: 0 }); // the last event, while those bodies are in flight
+    window.dispatchEvent(new Event('pagehide'));
+    expect(calls.filter((c) => c.status === 'network')).toEqual([]);
+    expect(calls.filter((c) => c.keepalive).reduce((sum, c) => sum + new TextEncoder().encode(c.body!).length, 0)).toBeGreaterThan(60_000);
+    expect(t.stats().queued).toBe(0);
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    // Settled bodies free the budget for the next hide.
+    t.track('click', { url: '/watch', element: 'close' });
+    window.dispatchEvent(new Event('pagehide'));
+    expect(calls.at(-1)).toMatchObject({ keepalive: true, status: 202 });
+    release();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(calls.filter((c) => c.status === 'network')).toEqual([]);
+    expect([...triesById(calls).values()]).toEqual(Array(152).fill(1));
+    expect(t.stats()).toMatchObject({ sent: 152, retries: 0, failed: 0, dropped: 0, queued: 0 });
+  });
+
+  it('counts tries per batch: batches sent side by side on hide are each tried maxAttempts times before they count as failed', async () => {
+    // Offline throughout, or but for one of the 8 batches sent on hide (its success resets no other batch's tries).
+    for (const hideReplies of [Array(8).fill('network'), ['network', 'network', 202, ...Array(5).fill('network')]] as Reply[][]) {
+      const { fetch, calls } = fakeFetch(['network', ...hideReplies, ...Array(200).fill('network')]);
+      const window = new EventTarget();
+      const t = tracker({ fetch, window, batchSize: 20, maxAttempts: 8, retryBaseMs: 10, retryMaxMs: 1_000, flushIntervalMs: 60_000 });
+      for (let i = 0; i < 160; i++) t.progress('f', i);
+      await vi.advanceTimersByTimeAsync(0); // the first full batch fails once; all 160 wait for its retry
+      expect(t.stats()).toMatchObject({ queued: 160, retries: 1 });
+      window.dispatchEvent(new Event('pagehide'));
+      await vi.advanceTimersByTimeAsync(0);
+      const sent = hideReplies.includes(202) ? 20 : 0;
+      expect(calls).toHaveLength(9);
+      expect(t.stats()).toMatchObject({ sent, failed: 0, queued: 160 - sent });
+      await vi.advanceTimersByTimeAsync(600_000);
+      const accepted = new Set(sentIds(calls.filter((c) => c.status === 202)));
+      const tries = [...triesById(calls)].filter(([id]) => !accepted.has(id)).map(([, n]) => n);
+      expect(tries).toEqual(Array(160 - sent).fill(8));
+      expect(t.stats()).toMatchObject({ sent, failed: 160 - sent, queued: 0 });
+      t.destroy();
+    }
   });
 });
 
