@@ -47,17 +47,25 @@ function fromBase64(base64: string): string {
   return scratch.toString('utf8', 0, scratch.write(base64, 0, 'base64'));
 }
 
+/**
+ * A record's base64 JSON value as an accepted event, or the reason it is not one (a string). No
+ * wrapper object: this runs 10,000 times per batch.
+ */
+function decodeValue(base64: string): AcceptedEvent | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(fromBase64(base64));
+  } catch {
+    return 'value is not JSON';
+  }
+  return invalidReason(value) ?? (value as AcceptedEvent);
+}
+
 /** Decodes one AWS Kafka record (base64 JSON value) and validates it against the registry. */
 export function decodeRecord(record: MSKRecord): DecodedRecord {
   const position = { topic: record.topic, partition: record.partition, offset: Number(record.offset) };
-  let value: unknown;
-  try {
-    value = JSON.parse(fromBase64(record.value ?? ''));
-  } catch {
-    return { ok: false, position, record, reason: 'value is not JSON' };
-  }
-  const reason = invalidReason(value);
-  return reason === undefined ? { ok: true, position, event: value as AcceptedEvent } : { ok: false, position, record, reason };
+  const decoded = decodeValue(record.value ?? '');
+  return typeof decoded === 'string' ? { ok: false, position, record, reason: decoded } : { ok: true, position, event: decoded };
 }
 
 /** Every record of the batch, in topic-partition then offset order. */
@@ -86,14 +94,14 @@ class BatchToken {
   private group: RecordPosition | undefined;
   private first = 0;
 
-  add(record: DecodedRecord): void {
-    const position = record.position;
+  /** One record, in batch order: its event id, or a poison record's bytes. */
+  add(position: RecordPosition, what: string): void {
     if (!this.group || position.partition !== this.group.partition || position.topic !== this.group.topic) {
       this.closeGroup();
       this.first = position.offset;
     }
     this.group = position;
-    this.digested.push(position.offset, record.ok ? record.event.event_id : record.record.value ?? '');
+    this.digested.push(position.offset, what);
   }
 
   toString(): string {
@@ -117,10 +125,15 @@ export function decodeBatch(event: MSKEvent): { records: number; rows: EventRow[
   const poison: PoisonRecord[] = [];
   const token = new BatchToken();
   for (const record of records) {
-    const decoded = decodeRecord(record);
-    token.add(decoded);
-    if (decoded.ok) rows.push(toClickHouseRow(decoded.event, decoded.position));
-    else poison.push(decoded);
+    const position = { topic: record.topic, partition: record.partition, offset: Number(record.offset) };
+    const decoded = decodeValue(record.value ?? '');
+    if (typeof decoded === 'string') {
+      token.add(position, record.value ?? '');
+      poison.push({ ok: false, position, record, reason: decoded });
+    } else {
+      token.add(position, decoded.event_id);
+      rows.push(toClickHouseRow(decoded, position));
+    }
   }
   return { records: records.length, rows, poison, token: token.toString() };
 }
