@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type AnySchemaObject } from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
-import * as z from 'zod';
+import * as z from '../shared/zod.ts';
 import { acceptedEvent, storableYears, wellFormedText } from '../shared/events.ts';
 
 export const validatorsFile = fileURLToPath(new URL('../shared/generated/accepted-event-validators.ts', import.meta.url));

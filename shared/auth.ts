@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import QuickLRU from 'quick-lru';
-import * as z from 'zod/mini';
+import * as z from './zod.ts';
 import { env } from './config.ts';
 import { HttpError } from './errors.ts';
 import { rereadWhenRejected, secretLocation, secretReader } from './secrets.ts';

@@ -1,10 +1,4 @@
-import * as z from 'zod/mini';
-import en from 'zod/v4/locales/en.js';
-
-// Configuration is read with zod/mini: the same checks as zod's chained API at a quarter of its
-// bundle size, and the writer and reader need zod for nothing else. It leaves messages to a
-// locale: English, as zod's chained API has.
-z.config(en());
+import * as z from './zod.ts';
 
 /** A missing or malformed environment variable: fails the cold start, naming the variable. */
 export class ConfigError extends Error {

@@ -1,7 +1,7 @@
 import { Kafka, CompressionTypes, Partitioners, logLevel, type Mechanism, type Producer, type SASLOptions } from 'kafkajs';
 // kafkajs' own SCRAM-SHA-512 exchange, wrapped below so its credentials can be fetched lazily.
 import scram512AuthenticationProvider from 'kafkajs/src/broker/saslAuthenticator/scram512.js';
-import * as z from 'zod/mini';
+import * as z from './zod.ts';
 import { env } from './config.ts';
 import { jsonSecretReader, secretReader, secretsEnv } from './secrets.ts';
 import { logger } from './telemetry.ts';

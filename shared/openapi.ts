@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './zod.ts';
 import { eventSchemas, eventTypes, type EventType } from './events.ts';
 
 /**
@@ -9,29 +9,29 @@ import { eventSchemas, eventTypes, type EventType } from './events.ts';
 
 /** One per-event rejection in a 202 or 400 answer. */
 export const rejectionSchema = z.object({
-  index: z.number().int().min(0).describe('position of the event in the request'),
-  code: z.string().describe('machine-readable reason, e.g. invalid_event'),
+  index: z.int().check(z.minimum(0), z.describe('position of the event in the request')),
+  code: z.string().check(z.describe('machine-readable reason, e.g. invalid_event')),
   message: z.string(),
 });
 
 /** The 202 answer: every valid event is durable in Kafka; invalid ones are listed. */
 export const acceptedResponseSchema = z.strictObject({
-  accepted: z.number().int().min(1),
+  accepted: z.int().check(z.minimum(1)),
   rejected: z.array(rejectionSchema),
 });
 
 /** Every error answer: a status plus a machine-readable code. */
 export const errorResponseSchema = z.object({
-  code: z.string().describe('machine-readable error code'),
+  code: z.string().check(z.describe('machine-readable error code')),
   message: z.string(),
-  accepted: z.literal(0).optional(),
-  rejected: z.array(rejectionSchema).optional(),
+  accepted: z.optional(z.literal(0)),
+  rejected: z.optional(z.array(rejectionSchema)),
 });
 
 export const healthResponseSchema = z.object({
   status: z.enum(['ok', 'degraded']),
   kafka: z.enum(['reachable', 'unreachable']),
-  code: z.string().optional(),
+  code: z.optional(z.string()),
 });
 
 export interface OpenApiOptions { maxEventsPerRequest: number; maxBodyBytes: number; serverUrl?: string }
@@ -42,19 +42,19 @@ const componentName = (type: EventType) => `${type.split('_').map((w) => w[0]!.t
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
 /** JSON Schema (2020-12, as OpenAPI 3.1 uses) of a zod schema's input, without the `$schema` key. */
-function jsonSchema(schema: z.ZodType): JsonObject {
+function jsonSchema(schema: z.ZodMiniType): JsonObject {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input' }) as JsonObject;
   return rest;
 }
 
 /** The `examples` an event schema carries in its metadata. */
 export function registryExamples(type: EventType): JsonObject[] {
-  const meta = eventSchemas[type].meta() as { examples?: JsonObject[] } | undefined;
+  const meta = z.globalRegistry.get(eventSchemas[type]) as { examples?: JsonObject[] } | undefined;
   return meta?.examples ?? [];
 }
 
 // The simple progress form: film_id and type come from the path.
-const filmProgressBody = eventSchemas.film_progress.omit({ type: true, film_id: true });
+const filmProgressBody = z.omit(eventSchemas.film_progress, { type: true, film_id: true });
 
 const errorCodes: Record<number, { description: string; codes: string[] }> = {
   400: { description: 'The body or every event in it is invalid', codes: ['malformed_json', 'empty_body', 'no_events', 'invalid_events', 'invalid_event', 'no_valid_events'] },

@@ -2,7 +2,7 @@
 // @ts-nocheck
 import ucs2length from 'ajv/dist/runtime/ucs2length.js';
 export const film_progress = validate22;
-const schema7 = {"type":"object","properties":{"type":{"type":"string","const":"film_progress"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema3"},"position_s":{"type":"integer","minimum":0,"maximum":1000000},"duration_s":{"type":"integer","minimum":0,"maximum":1000000},"user_id":{"$ref":"#/definitions/__schema4"},"received_at":{"$ref":"#/definitions/__schema5"},"occurred_at":{"$ref":"#/definitions/__schema6"},"request_id":{"$ref":"#/definitions/__schema7"},"schema_version":{"$ref":"#/definitions/__schema8"}},"required":["type","event_id","film_id","position_s","user_id","received_at","occurred_at","request_id","schema_version"]};
+const schema7 = {"type":"object","properties":{"type":{"type":"string","const":"film_progress"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"position_s":{"type":"integer","minimum":0,"maximum":1000000},"duration_s":{"type":"integer","minimum":0,"maximum":1000000},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","position_s","user_id","received_at","occurred_at","request_id","schema_version"]};
 const schema8 = {"type":"string","format":"uuid","pattern":"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$"};
 const pattern0 = new RegExp("^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$", "u");
 
@@ -27,12 +27,11 @@ validate23.errors = vErrors;
 return errors === 0;
 }
 
-const schema9 = {"description":"When the event happened, by the client clock (ISO 8601 or epoch ms, years 1970-2199); more than 5 minutes ahead of the server or more than 30 days behind it, the server time is used.","allOf":[{"$ref":"#/definitions/__schema2"}]};
-const schema10 = {"anyOf":[{"type":"string","allOf":[{"type":"string","pattern":"^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z|([+-](?:[01]\\d|2[0-3]):[0-5]\\d)))$"},{"type":"string","pattern":"^(?:19[7-9]\\d|2[01]\\d\\d)-"}],"format":"date-time"},{"type":"integer","minimum":0,"maximum":7258118399999}]};
+const schema9 = {"description":"When the event happened, by the client clock (ISO 8601 or epoch ms, years 1970-2199); more than 5 minutes ahead of the server or more than 30 days behind it, the server time is used.","anyOf":[{"type":"string","allOf":[{"type":"string","pattern":"^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z|([+-](?:[01]\\d|2[0-3]):[0-5]\\d)))$"},{"type":"string","pattern":"^(?:19[7-9]\\d|2[01]\\d\\d)-"}],"format":"date-time"},{"type":"integer","minimum":0,"maximum":7258118399999}]};
 const pattern1 = new RegExp("^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z|([+-](?:[01]\\d|2[0-3]):[0-5]\\d)))$", "u");
 const pattern2 = new RegExp("^(?:19[7-9]\\d|2[01]\\d\\d)-", "u");
 
-function validate26(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate25(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 const _errs0 = errors;
@@ -158,7 +157,7 @@ else {
 vErrors.push(err8);
 }
 errors++;
-validate26.errors = vErrors;
+validate25.errors = vErrors;
 return false;
 }
 else {
@@ -172,33 +171,54 @@ vErrors = null;
 }
 }
 }
-validate26.errors = vErrors;
-return errors === 0;
-}
-
-
-function validate25(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
-let vErrors = null;
-let errors = 0;
-if(!(validate26(data, {instancePath,parentData,parentDataProperty,rootData}))){
-vErrors = vErrors === null ? validate26.errors : vErrors.concat(validate26.errors);
-errors = vErrors.length;
-}
 validate25.errors = vErrors;
 return errors === 0;
 }
 
-const schema11 = {"type":"string","minLength":1,"maxLength":64,"pattern":"^\\P{Cs}*$"};
+const schema10 = {"type":"string","minLength":1,"maxLength":64,"pattern":"^\\P{Cs}*$"};
 const func2 = ucs2length.default ?? ucs2length;
 const pattern3 = new RegExp("^\\P{Cs}*$", "u");
+
+function validate27(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(typeof data === "string"){
+if(func2(data) > 64){
+validate27.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
+return false;
+}
+else {
+if(func2(data) < 1){
+validate27.errors = [{instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+return false;
+}
+else {
+if(!pattern3.test(data)){
+validate27.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+return false;
+}
+}
+}
+}
+else {
+validate27.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+validate27.errors = vErrors;
+return errors === 0;
+}
+
+const schema11 = {"type":"string","minLength":1,"maxLength":9007199254740991,"pattern":"^\\P{Cs}*$"};
 
 function validate29(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(typeof data === "string"){
-if(func2(data) > 64){
-validate29.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 64},message:"must NOT have more than 64 characters"}];
+if(func2(data) > 9007199254740991){
+validate29.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 9007199254740991},message:"must NOT have more than 9007199254740991 characters"}];
 return false;
 }
 else {
@@ -223,33 +243,48 @@ validate29.errors = vErrors;
 return errors === 0;
 }
 
-const schema12 = {"type":"string","minLength":1,"maxLength":9007199254740991,"pattern":"^\\P{Cs}*$"};
+const schema12 = {"type":"string","allOf":[{"type":"string","pattern":"^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$"},{"type":"string","pattern":"^(?:19[7-9]\\d|2[01]\\d\\d)-"}],"format":"date-time"};
+const pattern5 = new RegExp("^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$", "u");
 
 function validate31(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
-if(errors === 0){
+const _errs1 = errors;
+if(errors === _errs1){
 if(typeof data === "string"){
-if(func2(data) > 9007199254740991){
-validate31.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 9007199254740991},message:"must NOT have more than 9007199254740991 characters"}];
-return false;
-}
-else {
-if(func2(data) < 1){
-validate31.errors = [{instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
-return false;
-}
-else {
-if(!pattern3.test(data)){
-validate31.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+if(!pattern5.test(data)){
+validate31.errors = [{instancePath,schemaPath:"#/allOf/0/pattern",keyword:"pattern",params:{pattern: "^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$"},message:"must match pattern \""+"^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$"+"\""}];
 return false;
 }
 }
+else {
+validate31.errors = [{instancePath,schemaPath:"#/allOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid0 = _errs1 === errors;
+if(valid0){
+const _errs3 = errors;
+if(errors === _errs3){
+if(typeof data === "string"){
+if(!pattern2.test(data)){
+validate31.errors = [{instancePath,schemaPath:"#/allOf/1/pattern",keyword:"pattern",params:{pattern: "^(?:19[7-9]\\d|2[01]\\d\\d)-"},message:"must match pattern \""+"^(?:19[7-9]\\d|2[01]\\d\\d)-"+"\""}];
+return false;
 }
 }
 else {
+validate31.errors = [{instancePath,schemaPath:"#/allOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid0 = _errs3 === errors;
+}
+if(errors === 0){
+if(errors === 0){
+if(!(typeof data === "string")){
 validate31.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
+}
 }
 }
 validate31.errors = vErrors;
@@ -257,7 +292,6 @@ return errors === 0;
 }
 
 const schema13 = {"type":"string","allOf":[{"type":"string","pattern":"^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$"},{"type":"string","pattern":"^(?:19[7-9]\\d|2[01]\\d\\d)-"}],"format":"date-time"};
-const pattern5 = new RegExp("^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$", "u");
 
 function validate33(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -304,110 +338,63 @@ validate33.errors = vErrors;
 return errors === 0;
 }
 
-const schema14 = {"type":"string","allOf":[{"type":"string","pattern":"^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$"},{"type":"string","pattern":"^(?:19[7-9]\\d|2[01]\\d\\d)-"}],"format":"date-time"};
+const schema14 = {"type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"};
 
 function validate35(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
-const _errs1 = errors;
-if(errors === _errs1){
+if(errors === 0){
 if(typeof data === "string"){
-if(!pattern5.test(data)){
-validate35.errors = [{instancePath,schemaPath:"#/allOf/0/pattern",keyword:"pattern",params:{pattern: "^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$"},message:"must match pattern \""+"^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$"+"\""}];
+if(func2(data) > 256){
+validate35.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
 return false;
+}
+else {
+if(func2(data) < 1){
+validate35.errors = [{instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+return false;
+}
+else {
+if(!pattern3.test(data)){
+validate35.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+return false;
+}
+}
 }
 }
 else {
-validate35.errors = [{instancePath,schemaPath:"#/allOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"}];
-return false;
-}
-}
-var valid0 = _errs1 === errors;
-if(valid0){
-const _errs3 = errors;
-if(errors === _errs3){
-if(typeof data === "string"){
-if(!pattern2.test(data)){
-validate35.errors = [{instancePath,schemaPath:"#/allOf/1/pattern",keyword:"pattern",params:{pattern: "^(?:19[7-9]\\d|2[01]\\d\\d)-"},message:"must match pattern \""+"^(?:19[7-9]\\d|2[01]\\d\\d)-"+"\""}];
-return false;
-}
-}
-else {
-validate35.errors = [{instancePath,schemaPath:"#/allOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"}];
-return false;
-}
-}
-var valid0 = _errs3 === errors;
-}
-if(errors === 0){
-if(errors === 0){
-if(!(typeof data === "string")){
 validate35.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
-}
 }
 }
 validate35.errors = vErrors;
 return errors === 0;
 }
 
-const schema15 = {"type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"};
+const schema15 = {"type":"integer","exclusiveMinimum":0,"maximum":65535};
 
 function validate37(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
-if(errors === 0){
-if(typeof data === "string"){
-if(func2(data) > 256){
-validate37.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
-return false;
-}
-else {
-if(func2(data) < 1){
-validate37.errors = [{instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
-return false;
-}
-else {
-if(!pattern3.test(data)){
-validate37.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
-return false;
-}
-}
-}
-}
-else {
-validate37.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "string"},message:"must be string"}];
-return false;
-}
-}
-validate37.errors = vErrors;
-return errors === 0;
-}
-
-const schema16 = {"type":"integer","exclusiveMinimum":0,"maximum":65535};
-
-function validate39(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
-let vErrors = null;
-let errors = 0;
 if(!(((typeof data == "number") && (!(data % 1) && !isNaN(data))) && (isFinite(data)))){
-validate39.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+validate37.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
 if(errors === 0){
 if((typeof data == "number") && (isFinite(data))){
 if(data > 65535 || isNaN(data)){
-validate39.errors = [{instancePath,schemaPath:"#/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"}];
+validate37.errors = [{instancePath,schemaPath:"#/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"}];
 return false;
 }
 else {
 if(data <= 0 || isNaN(data)){
-validate39.errors = [{instancePath,schemaPath:"#/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"}];
+validate37.errors = [{instancePath,schemaPath:"#/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"}];
 return false;
 }
 }
 }
 }
-validate39.errors = vErrors;
+validate37.errors = vErrors;
 return errors === 0;
 }
 
@@ -466,8 +453,8 @@ var valid0 = true;
 if(valid0){
 if(data.film_id !== undefined){
 const _errs5 = errors;
-if(!(validate29(data.film_id, {instancePath:instancePath+"/film_id",parentData:data,parentDataProperty:"film_id",rootData}))){
-vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
+if(!(validate27(data.film_id, {instancePath:instancePath+"/film_id",parentData:data,parentDataProperty:"film_id",rootData}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs5 === errors;
@@ -532,8 +519,8 @@ var valid0 = true;
 if(valid0){
 if(data.user_id !== undefined){
 const _errs10 = errors;
-if(!(validate31(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
-vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
+vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs10 === errors;
@@ -544,8 +531,8 @@ var valid0 = true;
 if(valid0){
 if(data.received_at !== undefined){
 const _errs11 = errors;
-if(!(validate33(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
-vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs11 === errors;
@@ -556,8 +543,8 @@ var valid0 = true;
 if(valid0){
 if(data.occurred_at !== undefined){
 const _errs12 = errors;
-if(!(validate35(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
-vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs12 === errors;
@@ -568,8 +555,8 @@ var valid0 = true;
 if(valid0){
 if(data.request_id !== undefined){
 const _errs13 = errors;
-if(!(validate37(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
-vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs13 === errors;
@@ -580,8 +567,8 @@ var valid0 = true;
 if(valid0){
 if(data.schema_version !== undefined){
 const _errs14 = errors;
-if(!(validate39(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
-vErrors = vErrors === null ? validate39.errors : vErrors.concat(validate39.errors);
+if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
+vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs14 === errors;
@@ -610,17 +597,17 @@ validate22.errors = vErrors;
 return errors === 0;
 }
 
-export const film_rating = validate41;
-const schema17 = {"type":"object","properties":{"type":{"type":"string","const":"film_rating"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema3"},"score":{"type":"integer","minimum":1,"maximum":10},"user_id":{"$ref":"#/definitions/__schema4"},"received_at":{"$ref":"#/definitions/__schema5"},"occurred_at":{"$ref":"#/definitions/__schema6"},"request_id":{"$ref":"#/definitions/__schema7"},"schema_version":{"$ref":"#/definitions/__schema8"}},"required":["type","event_id","film_id","score","user_id","received_at","occurred_at","request_id","schema_version"]};
+export const film_rating = validate39;
+const schema16 = {"type":"object","properties":{"type":{"type":"string","const":"film_rating"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"score":{"type":"integer","minimum":1,"maximum":10},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","score","user_id","received_at","occurred_at","request_id","schema_version"]};
 
-function validate41(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate39(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.film_id === undefined) && (missing0 = "film_id"))) || ((data.score === undefined) && (missing0 = "score"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
-validate41.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate39.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
@@ -628,11 +615,11 @@ if(data.type !== undefined){
 let data0 = data.type;
 const _errs1 = errors;
 if(typeof data0 !== "string"){
-validate41.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate39.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if("film_rating" !== data0){
-validate41.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "film_rating"},message:"must be equal to constant"}];
+validate39.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "film_rating"},message:"must be equal to constant"}];
 return false;
 }
 var valid0 = _errs1 === errors;
@@ -667,8 +654,8 @@ var valid0 = true;
 if(valid0){
 if(data.film_id !== undefined){
 const _errs5 = errors;
-if(!(validate29(data.film_id, {instancePath:instancePath+"/film_id",parentData:data,parentDataProperty:"film_id",rootData}))){
-vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
+if(!(validate27(data.film_id, {instancePath:instancePath+"/film_id",parentData:data,parentDataProperty:"film_id",rootData}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs5 === errors;
@@ -681,18 +668,18 @@ if(data.score !== undefined){
 let data4 = data.score;
 const _errs6 = errors;
 if(!(((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4))) && (isFinite(data4)))){
-validate41.errors = [{instancePath:instancePath+"/score",schemaPath:"#/properties/score/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+validate39.errors = [{instancePath:instancePath+"/score",schemaPath:"#/properties/score/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
 if(errors === _errs6){
 if((typeof data4 == "number") && (isFinite(data4))){
 if(data4 > 10 || isNaN(data4)){
-validate41.errors = [{instancePath:instancePath+"/score",schemaPath:"#/properties/score/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
+validate39.errors = [{instancePath:instancePath+"/score",schemaPath:"#/properties/score/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
 return false;
 }
 else {
 if(data4 < 1 || isNaN(data4)){
-validate41.errors = [{instancePath:instancePath+"/score",schemaPath:"#/properties/score/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
+validate39.errors = [{instancePath:instancePath+"/score",schemaPath:"#/properties/score/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
 return false;
 }
 }
@@ -706,8 +693,8 @@ var valid0 = true;
 if(valid0){
 if(data.user_id !== undefined){
 const _errs8 = errors;
-if(!(validate31(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
-vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
+vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs8 === errors;
@@ -718,8 +705,8 @@ var valid0 = true;
 if(valid0){
 if(data.received_at !== undefined){
 const _errs9 = errors;
-if(!(validate33(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
-vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs9 === errors;
@@ -730,8 +717,8 @@ var valid0 = true;
 if(valid0){
 if(data.occurred_at !== undefined){
 const _errs10 = errors;
-if(!(validate35(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
-vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs10 === errors;
@@ -742,8 +729,8 @@ var valid0 = true;
 if(valid0){
 if(data.request_id !== undefined){
 const _errs11 = errors;
-if(!(validate37(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
-vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs11 === errors;
@@ -754,8 +741,8 @@ var valid0 = true;
 if(valid0){
 if(data.schema_version !== undefined){
 const _errs12 = errors;
-if(!(validate39(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
-vErrors = vErrors === null ? validate39.errors : vErrors.concat(validate39.errors);
+if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
+vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs12 === errors;
@@ -775,25 +762,25 @@ var valid0 = true;
 }
 }
 else {
-validate41.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate39.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate41.errors = vErrors;
+validate39.errors = vErrors;
 return errors === 0;
 }
 
-export const bookmark = validate50;
-const schema18 = {"type":"object","properties":{"type":{"type":"string","const":"bookmark"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema3"},"action":{"type":"string","enum":["add","remove"]},"user_id":{"$ref":"#/definitions/__schema4"},"received_at":{"$ref":"#/definitions/__schema5"},"occurred_at":{"$ref":"#/definitions/__schema6"},"request_id":{"$ref":"#/definitions/__schema7"},"schema_version":{"$ref":"#/definitions/__schema8"}},"required":["type","event_id","film_id","action","user_id","received_at","occurred_at","request_id","schema_version"]};
+export const bookmark = validate48;
+const schema17 = {"type":"object","properties":{"type":{"type":"string","const":"bookmark"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"action":{"type":"string","enum":["add","remove"]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","action","user_id","received_at","occurred_at","request_id","schema_version"]};
 
-function validate50(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate48(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.film_id === undefined) && (missing0 = "film_id"))) || ((data.action === undefined) && (missing0 = "action"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
-validate50.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate48.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
@@ -801,11 +788,11 @@ if(data.type !== undefined){
 let data0 = data.type;
 const _errs1 = errors;
 if(typeof data0 !== "string"){
-validate50.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate48.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if("bookmark" !== data0){
-validate50.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "bookmark"},message:"must be equal to constant"}];
+validate48.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "bookmark"},message:"must be equal to constant"}];
 return false;
 }
 var valid0 = _errs1 === errors;
@@ -840,8 +827,8 @@ var valid0 = true;
 if(valid0){
 if(data.film_id !== undefined){
 const _errs5 = errors;
-if(!(validate29(data.film_id, {instancePath:instancePath+"/film_id",parentData:data,parentDataProperty:"film_id",rootData}))){
-vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
+if(!(validate27(data.film_id, {instancePath:instancePath+"/film_id",parentData:data,parentDataProperty:"film_id",rootData}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs5 === errors;
@@ -854,11 +841,11 @@ if(data.action !== undefined){
 let data4 = data.action;
 const _errs6 = errors;
 if(typeof data4 !== "string"){
-validate50.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate48.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(!((data4 === "add") || (data4 === "remove"))){
-validate50.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/enum",keyword:"enum",params:{allowedValues: schema18.properties.action.enum},message:"must be equal to one of the allowed values"}];
+validate48.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/enum",keyword:"enum",params:{allowedValues: schema17.properties.action.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
 var valid0 = _errs6 === errors;
@@ -869,8 +856,8 @@ var valid0 = true;
 if(valid0){
 if(data.user_id !== undefined){
 const _errs8 = errors;
-if(!(validate31(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
-vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
+vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs8 === errors;
@@ -881,8 +868,8 @@ var valid0 = true;
 if(valid0){
 if(data.received_at !== undefined){
 const _errs9 = errors;
-if(!(validate33(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
-vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs9 === errors;
@@ -893,8 +880,8 @@ var valid0 = true;
 if(valid0){
 if(data.occurred_at !== undefined){
 const _errs10 = errors;
-if(!(validate35(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
-vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs10 === errors;
@@ -905,8 +892,8 @@ var valid0 = true;
 if(valid0){
 if(data.request_id !== undefined){
 const _errs11 = errors;
-if(!(validate37(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
-vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs11 === errors;
@@ -917,8 +904,8 @@ var valid0 = true;
 if(valid0){
 if(data.schema_version !== undefined){
 const _errs12 = errors;
-if(!(validate39(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
-vErrors = vErrors === null ? validate39.errors : vErrors.concat(validate39.errors);
+if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
+vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs12 === errors;
@@ -938,58 +925,58 @@ var valid0 = true;
 }
 }
 else {
-validate50.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate48.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate50.errors = vErrors;
+validate48.errors = vErrors;
 return errors === 0;
 }
 
-export const page_view = validate59;
-const schema19 = {"type":"object","properties":{"type":{"type":"string","const":"page_view"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema9"},"referrer":{"allOf":[{"$ref":"#/definitions/__schema9"}]},"user_id":{"$ref":"#/definitions/__schema4"},"received_at":{"$ref":"#/definitions/__schema5"},"occurred_at":{"$ref":"#/definitions/__schema6"},"request_id":{"$ref":"#/definitions/__schema7"},"schema_version":{"$ref":"#/definitions/__schema8"}},"required":["type","event_id","url","user_id","received_at","occurred_at","request_id","schema_version"]};
-const schema20 = {"type":"string","minLength":1,"maxLength":2048,"pattern":"^\\P{Cs}*$"};
+export const page_view = validate57;
+const schema18 = {"type":"object","properties":{"type":{"type":"string","const":"page_view"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema8"},"referrer":{"allOf":[{"$ref":"#/definitions/__schema8"}]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","url","user_id","received_at","occurred_at","request_id","schema_version"]};
+const schema19 = {"type":"string","minLength":1,"maxLength":2048,"pattern":"^\\P{Cs}*$"};
 
-function validate62(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate60(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(typeof data === "string"){
 if(func2(data) > 2048){
-validate62.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"}];
+validate60.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"}];
 return false;
 }
 else {
 if(func2(data) < 1){
-validate62.errors = [{instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+validate60.errors = [{instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
 else {
 if(!pattern3.test(data)){
-validate62.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate60.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
 return false;
 }
 }
 }
 }
 else {
-validate62.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate60.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
-validate62.errors = vErrors;
+validate60.errors = vErrors;
 return errors === 0;
 }
 
 
-function validate59(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate57(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if(((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.url === undefined) && (missing0 = "url"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
-validate59.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate57.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
@@ -997,11 +984,11 @@ if(data.type !== undefined){
 let data0 = data.type;
 const _errs1 = errors;
 if(typeof data0 !== "string"){
-validate59.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate57.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if("page_view" !== data0){
-validate59.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "page_view"},message:"must be equal to constant"}];
+validate57.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "page_view"},message:"must be equal to constant"}];
 return false;
 }
 var valid0 = _errs1 === errors;
@@ -1036,8 +1023,8 @@ var valid0 = true;
 if(valid0){
 if(data.url !== undefined){
 const _errs5 = errors;
-if(!(validate62(data.url, {instancePath:instancePath+"/url",parentData:data,parentDataProperty:"url",rootData}))){
-vErrors = vErrors === null ? validate62.errors : vErrors.concat(validate62.errors);
+if(!(validate60(data.url, {instancePath:instancePath+"/url",parentData:data,parentDataProperty:"url",rootData}))){
+vErrors = vErrors === null ? validate60.errors : vErrors.concat(validate60.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs5 === errors;
@@ -1048,8 +1035,8 @@ var valid0 = true;
 if(valid0){
 if(data.referrer !== undefined){
 const _errs6 = errors;
-if(!(validate62(data.referrer, {instancePath:instancePath+"/referrer",parentData:data,parentDataProperty:"referrer",rootData}))){
-vErrors = vErrors === null ? validate62.errors : vErrors.concat(validate62.errors);
+if(!(validate60(data.referrer, {instancePath:instancePath+"/referrer",parentData:data,parentDataProperty:"referrer",rootData}))){
+vErrors = vErrors === null ? validate60.errors : vErrors.concat(validate60.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs6 === errors;
@@ -1060,8 +1047,8 @@ var valid0 = true;
 if(valid0){
 if(data.user_id !== undefined){
 const _errs8 = errors;
-if(!(validate31(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
-vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
+vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs8 === errors;
@@ -1072,8 +1059,8 @@ var valid0 = true;
 if(valid0){
 if(data.received_at !== undefined){
 const _errs9 = errors;
-if(!(validate33(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
-vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs9 === errors;
@@ -1084,8 +1071,8 @@ var valid0 = true;
 if(valid0){
 if(data.occurred_at !== undefined){
 const _errs10 = errors;
-if(!(validate35(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
-vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs10 === errors;
@@ -1096,8 +1083,8 @@ var valid0 = true;
 if(valid0){
 if(data.request_id !== undefined){
 const _errs11 = errors;
-if(!(validate37(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
-vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs11 === errors;
@@ -1108,8 +1095,8 @@ var valid0 = true;
 if(valid0){
 if(data.schema_version !== undefined){
 const _errs12 = errors;
-if(!(validate39(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
-vErrors = vErrors === null ? validate39.errors : vErrors.concat(validate39.errors);
+if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
+vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs12 === errors;
@@ -1129,25 +1116,25 @@ var valid0 = true;
 }
 }
 else {
-validate59.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate57.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate59.errors = vErrors;
+validate57.errors = vErrors;
 return errors === 0;
 }
 
-export const click = validate70;
-const schema21 = {"type":"object","properties":{"type":{"type":"string","const":"click"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema9"},"element":{"type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"},"user_id":{"$ref":"#/definitions/__schema4"},"received_at":{"$ref":"#/definitions/__schema5"},"occurred_at":{"$ref":"#/definitions/__schema6"},"request_id":{"$ref":"#/definitions/__schema7"},"schema_version":{"$ref":"#/definitions/__schema8"}},"required":["type","event_id","url","element","user_id","received_at","occurred_at","request_id","schema_version"]};
+export const click = validate68;
+const schema20 = {"type":"object","properties":{"type":{"type":"string","const":"click"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema8"},"element":{"type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","url","element","user_id","received_at","occurred_at","request_id","schema_version"]};
 
-function validate70(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate68(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.url === undefined) && (missing0 = "url"))) || ((data.element === undefined) && (missing0 = "element"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
-validate70.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate68.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
@@ -1155,11 +1142,11 @@ if(data.type !== undefined){
 let data0 = data.type;
 const _errs1 = errors;
 if(typeof data0 !== "string"){
-validate70.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate68.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if("click" !== data0){
-validate70.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "click"},message:"must be equal to constant"}];
+validate68.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "click"},message:"must be equal to constant"}];
 return false;
 }
 var valid0 = _errs1 === errors;
@@ -1194,8 +1181,8 @@ var valid0 = true;
 if(valid0){
 if(data.url !== undefined){
 const _errs5 = errors;
-if(!(validate62(data.url, {instancePath:instancePath+"/url",parentData:data,parentDataProperty:"url",rootData}))){
-vErrors = vErrors === null ? validate62.errors : vErrors.concat(validate62.errors);
+if(!(validate60(data.url, {instancePath:instancePath+"/url",parentData:data,parentDataProperty:"url",rootData}))){
+vErrors = vErrors === null ? validate60.errors : vErrors.concat(validate60.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs5 === errors;
@@ -1210,24 +1197,24 @@ const _errs6 = errors;
 if(errors === _errs6){
 if(typeof data4 === "string"){
 if(func2(data4) > 256){
-validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+validate68.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
 return false;
 }
 else {
 if(func2(data4) < 1){
-validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+validate68.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
 else {
 if(!pattern3.test(data4)){
-validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate68.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
 return false;
 }
 }
 }
 }
 else {
-validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate68.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1239,8 +1226,8 @@ var valid0 = true;
 if(valid0){
 if(data.user_id !== undefined){
 const _errs8 = errors;
-if(!(validate31(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
-vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
+vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs8 === errors;
@@ -1251,8 +1238,8 @@ var valid0 = true;
 if(valid0){
 if(data.received_at !== undefined){
 const _errs9 = errors;
-if(!(validate33(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
-vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs9 === errors;
@@ -1263,8 +1250,8 @@ var valid0 = true;
 if(valid0){
 if(data.occurred_at !== undefined){
 const _errs10 = errors;
-if(!(validate35(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
-vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs10 === errors;
@@ -1275,8 +1262,8 @@ var valid0 = true;
 if(valid0){
 if(data.request_id !== undefined){
 const _errs11 = errors;
-if(!(validate37(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
-vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs11 === errors;
@@ -1287,8 +1274,8 @@ var valid0 = true;
 if(valid0){
 if(data.schema_version !== undefined){
 const _errs12 = errors;
-if(!(validate39(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
-vErrors = vErrors === null ? validate39.errors : vErrors.concat(validate39.errors);
+if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
+vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs12 === errors;
@@ -1308,25 +1295,25 @@ var valid0 = true;
 }
 }
 else {
-validate70.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate68.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate70.errors = vErrors;
+validate68.errors = vErrors;
 return errors === 0;
 }
 
-export const search = validate79;
-const schema22 = {"type":"object","properties":{"type":{"type":"string","const":"search"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"query":{"type":"string","minLength":1,"maxLength":512,"pattern":"^\\P{Cs}*$"},"results_count":{"type":"integer","minimum":0,"maximum":4294967295},"user_id":{"$ref":"#/definitions/__schema4"},"received_at":{"$ref":"#/definitions/__schema5"},"occurred_at":{"$ref":"#/definitions/__schema6"},"request_id":{"$ref":"#/definitions/__schema7"},"schema_version":{"$ref":"#/definitions/__schema8"}},"required":["type","event_id","query","results_count","user_id","received_at","occurred_at","request_id","schema_version"]};
+export const search = validate77;
+const schema21 = {"type":"object","properties":{"type":{"type":"string","const":"search"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"query":{"type":"string","minLength":1,"maxLength":512,"pattern":"^\\P{Cs}*$"},"results_count":{"type":"integer","minimum":0,"maximum":4294967295},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","query","results_count","user_id","received_at","occurred_at","request_id","schema_version"]};
 
-function validate79(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate77(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.query === undefined) && (missing0 = "query"))) || ((data.results_count === undefined) && (missing0 = "results_count"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
-validate79.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate77.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
@@ -1334,11 +1321,11 @@ if(data.type !== undefined){
 let data0 = data.type;
 const _errs1 = errors;
 if(typeof data0 !== "string"){
-validate79.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate77.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if("search" !== data0){
-validate79.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "search"},message:"must be equal to constant"}];
+validate77.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "search"},message:"must be equal to constant"}];
 return false;
 }
 var valid0 = _errs1 === errors;
@@ -1377,24 +1364,24 @@ const _errs5 = errors;
 if(errors === _errs5){
 if(typeof data3 === "string"){
 if(func2(data3) > 512){
-validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"}];
+validate77.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"}];
 return false;
 }
 else {
 if(func2(data3) < 1){
-validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+validate77.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
 else {
 if(!pattern3.test(data3)){
-validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate77.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
 return false;
 }
 }
 }
 }
 else {
-validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate77.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1408,18 +1395,18 @@ if(data.results_count !== undefined){
 let data4 = data.results_count;
 const _errs7 = errors;
 if(!(((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4))) && (isFinite(data4)))){
-validate79.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+validate77.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
 if(errors === _errs7){
 if((typeof data4 == "number") && (isFinite(data4))){
 if(data4 > 4294967295 || isNaN(data4)){
-validate79.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967295},message:"must be <= 4294967295"}];
+validate77.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967295},message:"must be <= 4294967295"}];
 return false;
 }
 else {
 if(data4 < 0 || isNaN(data4)){
-validate79.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+validate77.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
@@ -1433,8 +1420,8 @@ var valid0 = true;
 if(valid0){
 if(data.user_id !== undefined){
 const _errs9 = errors;
-if(!(validate31(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
-vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
+vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs9 === errors;
@@ -1445,8 +1432,8 @@ var valid0 = true;
 if(valid0){
 if(data.received_at !== undefined){
 const _errs10 = errors;
-if(!(validate33(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
-vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs10 === errors;
@@ -1457,8 +1444,8 @@ var valid0 = true;
 if(valid0){
 if(data.occurred_at !== undefined){
 const _errs11 = errors;
-if(!(validate35(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
-vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs11 === errors;
@@ -1469,8 +1456,8 @@ var valid0 = true;
 if(valid0){
 if(data.request_id !== undefined){
 const _errs12 = errors;
-if(!(validate37(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
-vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs12 === errors;
@@ -1481,8 +1468,8 @@ var valid0 = true;
 if(valid0){
 if(data.schema_version !== undefined){
 const _errs13 = errors;
-if(!(validate39(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
-vErrors = vErrors === null ? validate39.errors : vErrors.concat(validate39.errors);
+if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
+vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs13 === errors;
@@ -1502,11 +1489,11 @@ var valid0 = true;
 }
 }
 else {
-validate79.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate77.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate79.errors = vErrors;
+validate77.errors = vErrors;
 return errors === 0;
 }
 

@@ -15,7 +15,7 @@ const record = (value: unknown): MSKRecord => ({
 const writerAccepts = (value: unknown) => decodeRecord(record(value)).ok;
 const zodAccepts = (value: unknown) => acceptedEvent.safeParse(JSON.parse(JSON.stringify(value) ?? 'null')).success;
 // The writer ignores fields the registry does not know (a newer ingest's); zod, like the ingest, refuses them.
-const knownFields = new Map(acceptedEvent.options.map((option) => [option.shape.type.value as string, new Set(Object.keys(option.shape))]));
+const knownFields = new Map(acceptedEvent.def.options.map((option) => [option.shape.type.def.values[0] as string, new Set(Object.keys(option.shape))]));
 function withoutUnknownFields(value: unknown): unknown {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
   const known = knownFields.get((value as { type?: unknown }).type as string);
