@@ -34,17 +34,18 @@ function patternNames(schema: unknown, names: Record<string, string> = {}, forma
 
 export function generateValidatorsSource(): string {
   // inlineRefs: false keeps a shared definition one function instead of a copy in each of the six validators.
-  const ajv = new Ajv({ validateFormats: false, strict: true, logger: false, inlineRefs: false, code: { source: true, esm: true, lines: true } });
+  // A tolerant reader: a field its type does not declare is removed from the event (removeAdditional),
+  // not a reason to dead-letter it, so records from a newer ingest (a rollback, a staged deploy)
+  // still land. Removed, not kept: a field of another type (a `score` on film_progress) would reach
+  // its column unchecked. The ingest, which faces clients, keeps refusing unknown fields.
+  const ajv = new Ajv({ validateFormats: false, strict: true, logger: false, inlineRefs: false, removeAdditional: 'all', code: { source: true, esm: true, lines: true } });
   // The whole union at once, so zod puts what the types share (envelope, enrichment, text rules) in
   // definitions: one copy of each in the bundle. Each type's schema refers to them.
   const { oneOf: types, definitions } = z.toJSONSchema(acceptedEvent, { io: 'input', target: 'draft-7', reused: 'ref' }) as AnySchemaObject;
   // One root holding the shared definitions and every type, so the types' references to a
   // definition compile to one function (separate roots would each compile their own copy).
   const root = 'events';
-  // A tolerant reader: a field the registry does not know is ignored, not a reason to dead-letter
-  // the event, so records from a newer ingest (a rollback, a staged deploy) still land. The ingest,
-  // which faces clients, keeps refusing unknown fields.
-  const byType = Object.fromEntries((types as AnySchemaObject[]).map(({ additionalProperties: _, ...schema }) => [String(schema.properties.type.const), schema]));
+  const byType = Object.fromEntries((types as AnySchemaObject[]).map((schema) => [String(schema.properties.type.const), schema]));
   ajv.addSchema({ $id: root, definitions: { ...definitions, ...byType } }, root);
   const exports = Object.fromEntries(Object.keys(byType).map((type) => [type, `${root}#/definitions/${type}`]));
   const names: Record<string, string> = {};

@@ -23,6 +23,15 @@ describe('writer decoding', () => {
     expect(row).toMatchObject({ event_type: 'film_rating', score: 8, film_id: 'f1', position_s: null, url: null, kafka_offset: 7 });
   });
 
+  it('drops fields its type does not declare (a newer ingest\'s, another type\'s) before they reach a column', () => {
+    // accepted is a film_rating: position_s and results_count belong to other types; device to none.
+    const decoded = decodeRecord(record(3, JSON.stringify({ ...accepted, device: 'tv', position_s: 1e12, results_count: -1 })));
+    expect(decoded.ok).toBe(true);
+    if (!decoded.ok) return;
+    expect(decoded.event).not.toHaveProperty('device');
+    expect(rowObject(toClickHouseRow(decoded.event, decoded.position))).toMatchObject({ score: 8, position_s: null, results_count: null });
+  });
+
   it('marks undecodable and invalid records as poison with a reason', () => {
     expect(decodeRecord(record(1, '{not json'))).toMatchObject({ ok: false, reason: 'value is not JSON' });
     const invalid = decodeRecord(record(2, JSON.stringify({ ...accepted, score: 11 })));
