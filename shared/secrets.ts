@@ -119,7 +119,8 @@ export function secretReader(
 /**
  * A stored secret the service it opens can refuse: after `rejected()`, the next `read()` reads the
  * store again (a rotation reaches a running container at once instead of after maxAge), at most
- * every `intervalMs`, so a value that stays wrong does not cost a store read per request.
+ * every `intervalMs`, so a value that stays wrong does not cost a store read per request. A fresh
+ * read that fails falls back to the kept value: the store being down is no reason to fail a request.
  */
 export function rereadWhenRejected(read: (options?: { fresh?: boolean }) => Promise<string>, intervalMs = 30_000) {
   let due = false;
@@ -127,11 +128,10 @@ export function rereadWhenRejected(read: (options?: { fresh?: boolean }) => Prom
   return {
     read(): Promise<string> {
       const fresh = due && Date.now() - lastFresh >= intervalMs;
-      if (fresh) {
-        due = false;
-        lastFresh = Date.now();
-      }
-      return read({ fresh });
+      if (!fresh) return read();
+      due = false;
+      lastFresh = Date.now();
+      return read({ fresh: true }).catch(() => read());
     },
     rejected(): void {
       due = true;

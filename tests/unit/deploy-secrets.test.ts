@@ -2,7 +2,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { describe, expect, it, vi } from 'vitest';
 import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
-import { awsSecretStores, SecretError, secretReader, type SecretStores } from '../../shared/secrets.ts';
+import { awsSecretStores, rereadWhenRejected, SecretError, secretReader, type SecretStores } from '../../shared/secrets.ts';
 import { signDevToken } from '../../localstack/dev-token.ts';
 
 const issuer = 'https://auth.cinema.example.com';
@@ -108,6 +108,14 @@ describe('viewer tokens verified with a secret from the store', () => {
       await expect(verify(`Bearer ${await signDevToken('x', { secret: 'a-forged-secret-of-sufficient-length', issuer, audience })}`)).rejects.toMatchObject({ statusCode: 401 });
     }
     expect(freshReads()).toBe(1);
+  });
+
+  it('keeps the value it has when the fresh read after a refusal fails (the store being down fails no request)', async () => {
+    const read = vi.fn(async ({ fresh = false }: { fresh?: boolean } = {}) => { if (fresh) throw new SecretError('SSM throttled'); return secret; });
+    const stored = rereadWhenRejected(read);
+    stored.rejected();
+    expect(await stored.read()).toBe(secret);
+    expect(read.mock.calls.map(([options]) => Boolean(options?.fresh))).toEqual([true, false]);
   });
 
   it('answers 503 auth_keys_unavailable when the store cannot be read', async () => {
