@@ -91,8 +91,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { loadConfig } = await import('../shared/config.ts');
   const { clickHouseEnv, createClickHouse } = await import('../shared/clickhouse.ts');
   const settings = loadConfig(clickHouseEnv);
-  const admin = createClickHouse(settings, 'default');
-  const db = createClickHouse(settings);
+  // A backfill (005) or a projection (006) on a large table takes minutes, not the functions' 20 s.
+  const long = { longRequestsMs: 60 * 60_000 };
+  const admin = createClickHouse(settings, 'default', long);
+  const db = createClickHouse(settings, settings.CLICKHOUSE_DATABASE, long);
   try {
     const cluster = process.env.CLICKHOUSE_CLUSTER?.trim() || undefined;
     const done = await migrate(admin, db, settings.CLICKHOUSE_DATABASE, undefined, { cluster });

@@ -26,15 +26,22 @@ export interface ClickHouseSettings {
   CLICKHOUSE_REQUEST_TIMEOUT_MS: number;
 }
 
-/** A client for the configured server; the same code path for embedded, compose and cloud. */
-export function createClickHouse(settings: ClickHouseSettings, database = settings.CLICKHOUSE_DATABASE): ClickHouseClient {
+/**
+ * A client for the configured server; the same code path for embedded, compose and cloud.
+ * `longRequestsMs`: for statements that may run for minutes (migrations' backfills and projections):
+ * at least that timeout, and progress headers so no proxy closes the quiet connection meanwhile.
+ */
+export function createClickHouse(settings: ClickHouseSettings, database = settings.CLICKHOUSE_DATABASE, { longRequestsMs }: { longRequestsMs?: number } = {}): ClickHouseClient {
   return createClient({
     url: settings.CLICKHOUSE_URL,
     username: settings.CLICKHOUSE_USER,
     password: settings.CLICKHOUSE_PASSWORD,
     database,
-    request_timeout: settings.CLICKHOUSE_REQUEST_TIMEOUT_MS,
-    clickhouse_settings: { date_time_input_format: 'best_effort' },
+    request_timeout: Math.max(settings.CLICKHOUSE_REQUEST_TIMEOUT_MS, longRequestsMs ?? 0),
+    clickhouse_settings: {
+      date_time_input_format: 'best_effort',
+      ...(longRequestsMs ? { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '10000' } : {}),
+    },
   });
 }
 
