@@ -17,6 +17,7 @@ const clickhouseSecretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secre
 const scramSecretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_ugc-ingest-prod-XyZ123';
 const kmsKeyArn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 /** Example prod parameters, as an operator passes them (README, "Deploy"). */
+const alarmTopicArn = 'arn:aws:sns:eu-west-1:123456789012:ugc-alarms';
 const prodParams: Record<string, string> = {
   mskClusterArn: clusterArn,
   kafkaBrokers: 'b-1.ugcprod.abc123.c3.kafka.eu-west-1.amazonaws.com:9098,b-2.ugcprod.abc123.c3.kafka.eu-west-1.amazonaws.com:9098',
@@ -119,7 +120,7 @@ beforeAll(async () => {
   iam = await packageStage('prod', prodParams);
   scram = await packageStage('prod', {
     ...prodParams, kafkaSaslMechanism: 'scram-sha-512', kafkaSaslSecretArn: scramSecretArn, secretsKmsKeyArn: kmsKeyArn,
-    writerMaximumRetryAttempts: '5', writerOnFailureTopic: 'ugc.events.dlq',
+    writerMaximumRetryAttempts: '5', writerOnFailureTopic: 'ugc.events.dlq', alarmTopicArn,
   });
 }, 180_000);
 
@@ -195,6 +196,17 @@ describe('serverless package --stage prod (MSK IAM, the default)', () => {
       MaximumRetryAttempts: -1,
       BisectBatchOnFunctionError: false,
     });
+  });
+
+  it('alarms when the writer falls behind: with retries until success, a failing batch holds its partition', () => {
+    const alarm = resolveIfs(iam.template, iam.template.Resources.WriterOffsetLagAlarm.Properties) as Json;
+    expect(alarm).toMatchObject({
+      Namespace: 'AWS/Lambda', MetricName: 'OffsetLag', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'WriterLambdaFunction' } }],
+      Statistic: 'Maximum', ComparisonOperator: 'GreaterThanThreshold', Threshold: 10000, TreatMissingData: 'notBreaching',
+    });
+    expect(alarm).not.toHaveProperty('AlarmActions');
+    const notifying = resolveIfs(scram.template, scram.template.Resources.WriterOffsetLagAlarm.Properties) as Json;
+    expect(notifying.AlarmActions).toEqual([alarmTopicArn]);
   });
 
   it('keeps the offline emulator on the same retries and on-failure topic as the deployed mapping', async () => {
