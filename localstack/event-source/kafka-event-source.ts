@@ -109,6 +109,8 @@ interface BufferedRecord {
   record: AwsKafkaRecord;
   bytes: number;
   arrivedAt: number;
+  /** The group join (#joins) during which it was fetched. */
+  join: number;
 }
 
 const defaults = {
@@ -187,6 +189,9 @@ export class KafkaEventSource {
   readonly #startOffsets = new Map<number, string>();
   /** AT_TIMESTAMP scanning: skip records older than this (ms) until the first newer one. */
   readonly #skipBefore = new Map<number, number>();
+  /** Group joins so far, and for each partition we own, the join that gave it to us. */
+  #joins = 0;
+  readonly #ownedSince = new Map<number, number>();
 
   constructor(config: KafkaEventSourceConfig) {
     this.#config = config;
@@ -369,6 +374,10 @@ export class KafkaEventSource {
 
   #onGroupJoin(assigned: number[]): void {
     const mine = new Set(assigned);
+    this.#joins += 1;
+    // A partition kept through the rebalance was owned by no one else meanwhile; a new one may have been.
+    for (const partition of [...this.#ownedSince.keys()]) if (!mine.has(partition)) this.#ownedSince.delete(partition);
+    for (const partition of mine) if (!this.#ownedSince.has(partition)) this.#ownedSince.set(partition, this.#joins);
     // Partitions taken away: the new owner reads them from the committed offset.
     const kept = this.#pending.filter((r) => mine.has(r.partition));
     if (kept.length !== this.#pending.length) {
@@ -380,6 +389,9 @@ export class KafkaEventSource {
       if (mine.has(partition)) this.#consumer?.seek({ topic: this.#config.topic, partition, offset });
     }
     this.#log('info', 'partitions assigned', { partitions: assigned });
+    // Fetching paused for a full buffer resumes only after a batch is taken: the records that
+    // filled it may just have been dropped with the partitions taken away.
+    this.#resumeFetchingIfRoom();
   }
 
   // --- fetching ------------------------------------------------------------------------------
@@ -408,7 +420,7 @@ export class KafkaEventSource {
       }
       const record = toAwsKafkaRecord(batch.topic, partition, message);
       const bytes = recordJsonBytes(record);
-      this.#pending.push({ partition, message, record, bytes, arrivedAt: Date.now() });
+      this.#pending.push({ partition, message, record, bytes, arrivedAt: Date.now(), join: this.#joins });
       this.#pendingBytes += bytes;
     }
     this.#wake();
@@ -589,10 +601,18 @@ export class KafkaEventSource {
 
   async #commit(batch: BufferedRecord[], fields: Record<string, unknown>): Promise<void> {
     const next = new Map<number, bigint>();
+    const lost = new Set<number>();
     for (const r of batch) {
+      // Taken away while this batch was in flight (even if given back since): another member may have
+      // committed past it, and Kafka would accept our older offset over theirs. Theirs stands.
+      const since = this.#ownedSince.get(r.partition);
+      if (since === undefined || since > r.join) lost.add(r.partition);
       const offset = BigInt(r.message.offset) + 1n;
       if (offset > (next.get(r.partition) ?? -1n)) next.set(r.partition, offset);
     }
+    for (const partition of lost) next.delete(partition);
+    if (lost.size > 0) this.#log('warn', 'partitions reassigned during the batch: their offsets are not committed', { ...fields, partitions: [...lost] });
+    if (next.size === 0) return;
     const offsets = [...next].map(([partition, offset]) => ({
       topic: this.#config.topic,
       partition,
