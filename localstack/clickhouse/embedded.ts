@@ -58,7 +58,9 @@ export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): 
   if (opts.user !== undefined) args.push('--user', opts.user, '--password', opts.password ?? '');
 
   // cwd = repo root so `--import tsx` resolves from the repo's node_modules wherever we are called from.
-  const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C reaches only `npm start`, which stops the functions
+  // first, so an insert in flight completes (--watch-stdin still ends it if we are killed).
+  const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   installExitHook();
   running.add(child);
   const exited = new Promise<void>((resolveExit) => child.once('exit', () => {

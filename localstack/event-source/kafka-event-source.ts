@@ -303,7 +303,8 @@ export class KafkaEventSource {
   /**
    * Stops fetching, lets an in-flight invoke finish (and commits it if it succeeded; a failed one
    * is not retried and stays uncommitted), then leaves the group. Records not yet sent stay
-   * uncommitted and are delivered again next time.
+   * uncommitted and are delivered again next time, by a real broker (the embedded one keeps nothing
+   * across restarts).
    */
   stop(): Promise<void> {
     this.#stopped ??= (async () => {

@@ -76,7 +76,9 @@ export async function startEmbeddedBroker(
   const binary = await ensureBrokerBinary();
   const args = ['--brokers', String(brokerCount)];
   for (const t of topics) args.push('--topic', `${t.name}:${t.partitions}`);
-  const child: BrokerProcess = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C reaches only `npm start`, which stops the functions
+  // first and the broker last (it still exits when our stdin closes, e.g. if we are killed).
+  const child: BrokerProcess = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   liveProcesses.add(child);
 
   let stderr = '';
