@@ -50,6 +50,11 @@ function unauthorized(code: string, message: string, cause?: unknown): HttpError
   return new HttpError(401, code, message, { 'WWW-Authenticate': `${realm}${detail}` }, { cause });
 }
 
+/** The keys (a JWKS, a stored secret) could not be read: not a verdict on the token, so a 503 to retry. */
+function keysUnavailable(cause: unknown): HttpError {
+  return new HttpError(503, 'auth_keys_unavailable', 'the token keys could not be fetched; retry later', { 'Retry-After': '1' }, { cause });
+}
+
 /** The key and the algorithms it may verify: fixed by configuration, never chosen by the token. */
 function keySource(settings: AuthSettings): { key: Uint8Array | JWTVerifyGetKey; algorithms: string[] } {
   if (settings.JWT_JWKS_URL && settings.JWT_SECRET) throw new Error('set either JWT_SECRET or JWT_JWKS_URL, not both');
@@ -119,11 +124,9 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
       // Not a verdict on the token: the key set could not be fetched (network, timeout, an answer
       // other than 200, a body that is not a key set; jose throws its base JOSEError for those).
       // A 401 would make clients give up the events; a 503 makes them retry.
-      const keysUnavailable = cause instanceof joseErrors.JWKSTimeout || cause instanceof joseErrors.JWKSInvalid
+      const keySetFailed = cause instanceof joseErrors.JWKSTimeout || cause instanceof joseErrors.JWKSInvalid
         || !(cause instanceof joseErrors.JOSEError) || cause.constructor === joseErrors.JOSEError;
-      if (keysUnavailable) {
-        throw new HttpError(503, 'auth_keys_unavailable', 'the token keys could not be fetched; retry later', { 'Retry-After': '1' }, { cause });
-      }
+      if (keySetFailed) throw keysUnavailable(cause);
       throw unauthorized('invalid_token', 'the token is invalid', cause);
     }
   };
@@ -154,7 +157,7 @@ export function createConfiguredViewerVerifier(
     try {
       value = await secret.read();
     } catch (cause) {
-      throw new HttpError(503, 'auth_keys_unavailable', 'the token keys could not be fetched; retry later', { 'Retry-After': '1' }, { cause });
+      throw keysUnavailable(cause);
     }
     if (value.length < 16) throw new Error('JWT secret from the store: must be at least 16 characters');
     if (current?.secret !== value) current = { secret: value, verify: createViewerVerifier({ ...settings, JWT_SECRET: value, JWT_SECRET_PARAMETER: undefined, JWT_SECRET_SECRET_ARN: undefined }) };
