@@ -63,8 +63,11 @@ export function httpAccessLog(): MiddlewareObj<APIGatewayProxyEventV2, HttpHandl
     const status = request.response?.statusCode ?? 500;
     const started = startedAt.get(request);
     const durationMs = started === undefined ? undefined : Math.round(performance.now() - started);
-    const errorCode = status >= 400 ? (request.error as { code?: unknown } | null | undefined)?.code ?? answerCode(request.response?.body) : undefined;
-    const code = status >= 400 ? (typeof errorCode === 'string' ? errorCode : 'internal_error') : undefined;
+    let code: string | undefined;
+    if (status >= 400) {
+      const found = (request.error as { code?: unknown } | null | undefined)?.code ?? answerCode(request.response?.body);
+      code = typeof found === 'string' ? found : 'internal_error';
+    }
     const fields = { status, ...(code ? { code } : {}), durationMs };
     if (status >= 500) logger.error('request failed', { ...fields, error: request.error ?? undefined });
     else logger.info('request', fields);
