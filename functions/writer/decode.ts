@@ -61,9 +61,11 @@ function decodeValue(base64: string): AcceptedEvent | string {
   return invalidReason(value) ?? (value as AcceptedEvent);
 }
 
+const positionOf = (record: MSKRecord): RecordPosition => ({ topic: record.topic, partition: record.partition, offset: Number(record.offset) });
+
 /** Decodes one AWS Kafka record (base64 JSON value) and validates it against the registry. */
 export function decodeRecord(record: MSKRecord): DecodedRecord {
-  const position = { topic: record.topic, partition: record.partition, offset: Number(record.offset) };
+  const position = positionOf(record);
   const decoded = decodeValue(record.value ?? '');
   return typeof decoded === 'string' ? { ok: false, position, record, reason: decoded } : { ok: true, position, event: decoded };
 }
@@ -125,7 +127,7 @@ export function decodeBatch(event: MSKEvent): { records: number; rows: EventRow[
   const poison: PoisonRecord[] = [];
   const token = new BatchToken();
   for (const record of records) {
-    const position = { topic: record.topic, partition: record.partition, offset: Number(record.offset) };
+    const position = positionOf(record);
     const decoded = decodeValue(record.value ?? '');
     if (typeof decoded === 'string') {
       token.add(position, record.value ?? '');
