@@ -24,16 +24,22 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
+/** The client a deployed function builds, with its password in a Secrets Manager that answers `inStore()`. */
+function withPasswordInSecretsManager(inStore: () => string) {
+  const secretsManager = new SecretsManagerClient({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'x' } });
+  const send = vi.fn(async () => ({ SecretString: inStore() }));
+  secretsManager.send = send as unknown as typeof secretsManager.send;
+  const getClient = clickHouseWithStoredPassword({
+    CLICKHOUSE_URL: clickhouse.url, CLICKHOUSE_USER: 'writer', CLICKHOUSE_PASSWORD: '', CLICKHOUSE_DATABASE: 'default',
+    CLICKHOUSE_REQUEST_TIMEOUT_MS: 5_000, CLICKHOUSE_PASSWORD_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:1:secret:ch', SECRETS_MAX_AGE_S: 900,
+  }, { stores: awsSecretStores({ secretsManager }) });
+  return { getClient, send };
+}
+
 describe('a ClickHouse password kept from Secrets Manager', () => {
   it('is read again when ClickHouse refuses it, and at most every 30 s while it stays wrong', async () => {
     let inStore = 'old-password';
-    const secretsManager = new SecretsManagerClient({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'x' } });
-    const send = vi.fn(async () => ({ SecretString: inStore }));
-    secretsManager.send = send as unknown as typeof secretsManager.send;
-    const getClient = clickHouseWithStoredPassword({
-      CLICKHOUSE_URL: clickhouse.url, CLICKHOUSE_USER: 'writer', CLICKHOUSE_PASSWORD: '', CLICKHOUSE_DATABASE: 'default',
-      CLICKHOUSE_REQUEST_TIMEOUT_MS: 5_000, CLICKHOUSE_PASSWORD_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:1:secret:ch', SECRETS_MAX_AGE_S: 900,
-    }, { stores: awsSecretStores({ secretsManager }) });
+    const { getClient, send } = withPasswordInSecretsManager(() => inStore);
     /** One request as the functions make them: an error goes to `rejected`. */
     const request = async () => {
       try {
@@ -68,13 +74,7 @@ describe('a ClickHouse password kept from Secrets Manager', () => {
   });
 
   it('does not read the store again for other failures', async () => {
-    const secretsManager = new SecretsManagerClient({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'x' } });
-    const send = vi.fn(async () => ({ SecretString: 'new-password' }));
-    secretsManager.send = send as unknown as typeof secretsManager.send;
-    const getClient = clickHouseWithStoredPassword({
-      CLICKHOUSE_URL: clickhouse.url, CLICKHOUSE_USER: 'writer', CLICKHOUSE_PASSWORD: '', CLICKHOUSE_DATABASE: 'default',
-      CLICKHOUSE_REQUEST_TIMEOUT_MS: 5_000, CLICKHOUSE_PASSWORD_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:1:secret:ch', SECRETS_MAX_AGE_S: 900,
-    }, { stores: awsSecretStores({ secretsManager }) });
+    const { getClient, send } = withPasswordInSecretsManager(() => 'new-password');
     const error = await (await getClient()).query({ query: 'SELECT * FROM no_such_table' }).catch((e: unknown) => e);
     expect((error as { code?: string }).code).toBe('60');
     getClient.rejected(error);
