@@ -31,7 +31,7 @@ function awsEvent(base: number): MSKEvent {
 
 /**
  * Writer handler on a 10,000-record event vs raw `@clickhouse/client` inserts of the same rows
- * (already mapped, no token) into the same table: as objects in JSONEachRow (the client's everyday
+ * (already mapped, each insert with a token of its own) into the same table: as objects in JSONEachRow (the client's everyday
  * insert) and as arrays in JSONCompactEachRow (the writer's own format, so the writer's overhead
  * shows alone). Rounds rotate which side goes first; each ratio is the median of per-round ratios.
  * Own ClickHouse server.
