@@ -1,5 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnTiedToParent } from './child.ts';
 import { fileURLToPath } from 'node:url';
+import { assertPortFree } from './ports.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const serverlessBin = fileURLToPath(new URL('../node_modules/osls/bin/serverless.js', import.meta.url));
@@ -9,27 +11,39 @@ export interface OfflineOptions {
   httpPort: number;
   lambdaPort: number;
   stdio?: 'inherit' | 'pipe';
+  /** The service folder (serverless.yml, the sources it builds); default this repo. */
+  serviceDir?: string;
   /**
-   * Run handlers in serverless offline's own process instead of a worker thread per concurrent
-   * invocation. Default: OFFLINE_IN_PROCESS. Worker threads isolate functions like Lambda does,
-   * but every concurrent request starts another worker (a cold start, ~100 MB), so on a small
-   * machine a burst past ~50-100 req/s snowballs; in-process shares one copy of each function,
-   * but keeps the first build of each bundle (no hot reload) and one process.env for all.
+   * Run handlers in serverless offline's own process (default; OFFLINE_IN_PROCESS=false turns it
+   * off) instead of a worker thread per concurrent invocation. In-process holds one copy of each
+   * function, so it holds load on a small machine; plugins/offline-reload.js imports a rebuilt
+   * bundle afresh, so an edit still takes effect without a restart. Worker threads isolate
+   * functions as Lambda does, but every concurrent request starts another worker (a cold start,
+   * ~100 MB): past ~50 req/s on 2 cores that snowballs.
    */
   inProcess?: boolean;
 }
 
 export interface Offline { readonly url: string; readonly process: ChildProcess; stop(): Promise<void> }
 
+/** Fails in one line (a PortInUseError) if serverless offline's HTTP or Lambda port is taken. */
+export async function assertOfflinePortsFree(httpPort: number, lambdaPort: number): Promise<void> {
+  await assertPortFree(httpPort, 'HTTP_PORT', "serverless offline's HTTP API");
+  await assertPortFree(lambdaPort, 'LAMBDA_PORT', "serverless offline's Lambda invoke API");
+}
+
 /**
  * Runs `serverless offline start` (with the event source emulator) against the given stack
  * and resolves once the HTTP API answers.
  */
 export async function startOffline({
-  env, httpPort, lambdaPort, stdio = 'pipe', inProcess = /^(1|true)$/i.test(process.env.OFFLINE_IN_PROCESS ?? ''),
+  env, httpPort, lambdaPort, stdio = 'pipe', serviceDir = repoRoot, inProcess = !/^(0|false)$/i.test(process.env.OFFLINE_IN_PROCESS ?? ''),
 }: OfflineOptions): Promise<Offline> {
-  const child = spawn(process.execPath, [serverlessBin, 'offline', 'start', ...(inProcess ? ['--useInProcess'] : [])], {
-    cwd: repoRoot,
+  // Checked here, not left to serverless offline: it would answer with a stack trace.
+  await assertOfflinePortsFree(httpPort, lambdaPort);
+  // Tied to us: a kill -9 of npm start must not leave serverless offline holding the HTTP ports.
+  const child = spawnTiedToParent(process.execPath, [serverlessBin, 'offline', 'start', ...(inProcess ? ['--useInProcess'] : [])], {
+    cwd: serviceDir,
     env: { ...process.env, ...env, HTTP_PORT: String(httpPort), LAMBDA_PORT: String(lambdaPort), SLS_TELEMETRY_DISABLED: '1' },
     stdio: ['ignore', stdio, stdio],
     detached: process.platform !== 'win32',
