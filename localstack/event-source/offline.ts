@@ -48,7 +48,7 @@ export async function startOfflineEventSources(options: OfflineEventSourcesOptio
       }),
   );
   started.push(...sources);
-  // In parallel: a group join on the embedded broker takes seconds.
+  // In parallel: each start() waits for its group's first join.
   const results = await Promise.allSettled(sources.map((s) => s.start()));
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) {

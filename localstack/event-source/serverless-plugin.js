@@ -7,7 +7,8 @@
  *     - ./localstack/event-source/serverless-plugin
  *
  * Plain JavaScript (osls loads plugins with require/import, no TypeScript); the work is done by
- * offline.ts, loaded through tsx when offline starts, so `serverless package` never touches it.
+ * offline.ts, bundled and loaded when offline starts (plugins/import-ts.js), so `serverless package`
+ * never touches it.
  */
 
 const logPrefix = 'kafka-event-source';
@@ -64,9 +65,9 @@ export default class KafkaEventSourcePlugin {
 
   #start() {
     this.#starting ??= (async () => {
-      const { tsImport } = await import('tsx/esm/api');
+      const { importTs } = await import('../../plugins/import-ts.js');
       /** @type {typeof import('./offline.ts')} */
-      const offline = await tsImport('./offline.ts', import.meta.url);
+      const offline = await importTs('./offline.ts', import.meta.url);
       const { host, port } = this.#lambdaAddress();
       try {
         this.#running = await offline.startOfflineEventSources({
