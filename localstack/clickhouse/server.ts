@@ -6,7 +6,8 @@
  *
  * Prints one line `{"ready":true,"url":"http://127.0.0.1:PORT"}` on stdout once listening;
  * everything else (JSON log lines) goes to stderr. SIGTERM/SIGINT: finish in-flight requests,
- * close the session, remove the lock, exit 0.
+ * close the session, remove the lock, exit 0. What a request asks the engine to do is planned in
+ * plan.ts (pure); this file runs the plans on the one session and speaks HTTP.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -15,24 +16,24 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import zlib from 'node:zlib';
+import { decodeBody, readBody } from './body.ts';
 import { ChdbEngine, type EngineResult } from './engine.ts';
-import { acquireDataDirLock, type DataDirLock } from './lock.ts';
+import { acquireDataDirLock, clickhouseLock, type DataDirLock } from '../lock.ts';
 import {
-  ClickHouseHttpError,
-  classifyParams,
-  contentTypeFor,
-  credentialsOf,
-  formatErrorBody,
-  httpStatusFor,
-  isTruthy,
-  MODIFYING_KINDS,
-  parseEngineError,
-  parseMultipart,
-  quoteIdentifier,
-  quoteString,
-  type RequestParams,
-} from './protocol.ts';
-import { inspectStatement, StatementSyntaxError, type StatementInfo } from './sql.ts';
+  assertSupported,
+  errorReply,
+  headerValue,
+  isHealthCheck,
+  planQuery,
+  requestParameters,
+  resetSettingsSql,
+  responseEncoding,
+  responseFormat,
+  resultSummary,
+  sessionSteps,
+  type QueryPlan,
+} from './plan.ts';
+import { ClickHouseHttpError, classifyParams, contentTypeFor, credentialsOf, formatErrorBody, httpStatusFor, parseEngineError, type RequestParams } from './protocol.ts';
 
 /** Command-line options of the server. */
 export interface ServerOptions {
@@ -60,20 +61,6 @@ interface ServerInfo {
   readonly httpCompressionDefault: string;
 }
 
-/** What one request asks the engine to do. */
-interface QueryPlan {
-  readonly statement: StatementInfo;
-  /** Full SQL (non-INSERT or INSERT run as text) or the INSERT prefix. */
-  readonly sql: string;
-  /** INSERT data (empty when the statement carries its own, e.g. VALUES or SELECT). */
-  readonly insertData?: Buffer;
-  readonly database: string;
-  readonly settings: ReadonlyMap<string, string>;
-  readonly queryParams: Readonly<Record<string, string>>;
-  /** Format the engine uses when the query names none. */
-  readonly defaultFormat: string;
-}
-
 function log(event: string, fields: Record<string, unknown> = {}): void {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), component: 'embedded-clickhouse', event, ...fields })}\n`);
 }
@@ -82,9 +69,6 @@ function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-const gunzip = promisify(zlib.gunzip);
-const inflate = promisify(zlib.inflate);
-const brotliDecompress = promisify(zlib.brotliDecompress);
 const gzip = promisify(zlib.gzip);
 const deflate = promisify(zlib.deflate);
 const brotliCompress = promisify(zlib.brotliCompress);
@@ -136,7 +120,7 @@ class EmbeddedClickHouseServer {
     try {
       const url = new URL(req.url ?? '/', `http://${HOST}`);
       const method = req.method ?? 'GET';
-      if (url.pathname === '/ping' || url.pathname === '/replicas_status' || (url.pathname === '/' && !url.searchParams.has('query') && (method === 'GET' || method === 'HEAD'))) {
+      if (isHealthCheck(method, url)) {
         req.resume();
         res.writeHead(200, { 'Content-Type': 'text/html; charset=UTF-8', 'Content-Length': 4 });
         res.end(method === 'HEAD' ? undefined : 'Ok.\n');
@@ -153,27 +137,14 @@ class EmbeddedClickHouseServer {
       }
 
       const rawBody = await readBody(req, this.options.maxBodyBytes);
-      let body = await decodeBody(rawBody, header(req, 'content-encoding'), this.options.maxBodyBytes);
-      const entries: Array<[string, string]> = [...url.searchParams];
-      const contentType = header(req, 'content-type') ?? '';
-      if (/^multipart\/form-data/i.test(contentType)) {
-        entries.push(...parseMultipart(body, contentType));
-        body = Buffer.alloc(0);
-      }
-      // Header forms of two parameters; the URL wins when both are given.
-      const headerDatabase = header(req, 'x-clickhouse-database');
-      if (headerDatabase !== undefined && !url.searchParams.has('database')) entries.push(['database', headerDatabase]);
-      const headerFormat = header(req, 'x-clickhouse-format');
-      if (headerFormat !== undefined && !url.searchParams.has('default_format')) entries.push(['default_format', headerFormat]);
-
+      const decoded = await decodeBody(rawBody, headerValue(req.headers, 'content-encoding'), this.options.maxBodyBytes);
+      const { entries, body } = requestParameters(url, req.headers, decoded);
       const params = classifyParams(entries);
       if (params.queryId !== undefined) queryId = params.queryId;
       this.authenticate(req, params);
-      if (isTruthy(params.http.get('compress')) || isTruthy(params.http.get('decompress'))) {
-        throw new ClickHouseHttpError(48, 'ClickHouse native compression (compress/decompress=1) is not supported by the embedded server; use Content-Encoding / enable_http_compression', 'NOT_IMPLEMENTED');
-      }
+      assertSupported(params);
 
-      const plan = this.plan(params, body, method === 'GET');
+      const plan = planQuery(params, body, method === 'GET', this.info.formats);
       const result = await this.queue.run(() => this.execute(plan));
       await this.sendResult(req, res, plan, params, result, queryId);
     } catch (e) {
@@ -189,79 +160,20 @@ class EmbeddedClickHouseServer {
     }
   }
 
-  /** Splits query text and body the way a server does: URL query + "\n" + body. */
-  private plan(params: RequestParams, body: Buffer, isGet: boolean): QueryPlan {
-    const settings = new Map(params.settings);
-    // `readonly` is emulated, never SET: a session left read-only could not reset itself.
-    const readonly = settings.get('readonly');
-    settings.delete('readonly');
-    const readOnlyRequest = isGet || (readonly !== undefined && readonly !== '0');
-
-    let statement: StatementInfo;
-    let sql: string;
-    let insertData: Buffer | undefined;
-    const urlQuery = params.query ?? '';
-    const fromUrl = urlQuery !== '' ? inspectStatement(urlQuery, this.info.formats) : undefined;
-    if (fromUrl !== undefined && fromUrl.kind === 'INSERT' && fromUrl.dataOffset !== undefined) {
-      // The usual client INSERT: statement in the URL, data in the body (kept as bytes).
-      statement = fromUrl;
-      sql = urlQuery.slice(0, fromUrl.dataOffset).trimEnd();
-      const inline = urlQuery.slice(fromUrl.dataOffset);
-      insertData = inline === '' ? body : Buffer.concat([Buffer.from(body.length > 0 ? `${inline}\n` : inline), body]);
-    } else {
-      const text = urlQuery === '' ? body.toString('utf8') : body.length > 0 ? `${urlQuery}\n${body.toString('utf8')}` : urlQuery;
-      statement = inspectStatement(text, this.info.formats);
-      if (statement.kind === 'INSERT' && statement.dataOffset !== undefined) {
-        sql = text.slice(0, statement.dataOffset).trimEnd();
-        insertData = Buffer.from(text.slice(statement.dataOffset));
-      } else {
-        sql = text.slice(0, statement.end);
-        if (statement.kind === 'INSERT') insertData = Buffer.alloc(0);
-      }
-    }
-
-    if (readOnlyRequest && MODIFYING_KINDS.has(statement.kind)) {
-      throw new ClickHouseHttpError(
-        164,
-        isGet
-          ? 'Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries'
-          : 'Cannot execute query in readonly mode',
-        'READONLY',
-      );
-    }
-    return {
-      statement,
-      sql,
-      insertData,
-      database: params.database,
-      settings,
-      queryParams: params.queryParams,
-      defaultFormat: params.defaultFormat ?? 'TabSeparated',
-    };
-  }
-
   /** Runs one plan on the session: database and settings for this request only, then reset. */
   private async execute(plan: QueryPlan): Promise<EngineResult> {
-    const prelude: string[] = [];
-    if (plan.database !== this.currentDatabase) prelude.push(`USE ${quoteIdentifier(plan.database)}`);
-    if (plan.settings.size > 0) {
-      prelude.push(`SET ${[...plan.settings].map(([name, value]) => `${name} = ${quoteString(value)}`).join(', ')}`);
-    }
+    const steps = sessionSteps(plan, this.currentDatabase);
     try {
-      if (prelude.length > 0) {
+      if (steps.prelude !== undefined) {
         this.currentDatabase = undefined;
-        await this.engine.query(prelude.join('; '), 'TabSeparated');
+        await this.engine.query(steps.prelude, 'TabSeparated');
         this.currentDatabase = plan.database;
       }
-      const hasParams = Object.keys(plan.queryParams).length > 0;
-      if (plan.insertData !== undefined && !hasParams) return await this.engine.insert(plan.sql, plan.insertData);
-      const sql = plan.insertData !== undefined && plan.insertData.length > 0 ? `${plan.sql}\n${plan.insertData.toString('utf8')}` : plan.sql;
-      return await this.engine.query(sql, plan.defaultFormat, plan.queryParams);
+      const { call } = steps;
+      return call.method === 'insert' ? await this.engine.insert(call.sql, call.data) : await this.engine.query(call.sql, call.format, call.params);
     } finally {
-      const kind = plan.statement.kind;
-      if (kind === 'USE' || kind === 'DROP' || kind === 'RENAME' || kind === 'DETACH') this.currentDatabase = undefined;
-      // A SET statement over HTTP lasts one request on a server; here it would stick to the session.
-      if (plan.settings.size > 0 || kind === 'SET') await this.restoreSettings([...plan.settings.keys()], kind === 'SET');
+      if (steps.forgetsDatabase) this.currentDatabase = undefined;
+      if (steps.restore) await this.restoreSettings(steps.restore.names, steps.restore.reopen);
     }
   }
 
@@ -269,7 +181,7 @@ class EmbeddedClickHouseServer {
   private async restoreSettings(names: string[], reopen: boolean): Promise<void> {
     if (!reopen) {
       try {
-        await this.engine.query(`SET ${names.map((n) => `${n} = DEFAULT`).join(', ')}`, 'TabSeparated');
+        await this.engine.query(resetSettingsSql(names), 'TabSeparated');
         return;
       } catch (e) {
         log('settings_reset_failed', { settings: names, error: parseEngineError(messageOf(e)).message });
@@ -281,31 +193,19 @@ class EmbeddedClickHouseServer {
   }
 
   private async sendResult(req: IncomingMessage, res: ServerResponse, plan: QueryPlan, params: RequestParams, result: EngineResult, queryId: string): Promise<void> {
-    const format = plan.statement.kind !== 'INSERT' && plan.statement.format !== undefined ? plan.statement.format : plan.defaultFormat;
-    const summary = {
-      read_rows: String(result.readRows),
-      read_bytes: String(result.readBytes),
-      written_rows: String(result.writtenRows),
-      written_bytes: String(result.writtenBytes),
-      total_rows_to_read: String(result.readRows),
-      result_rows: String(result.writtenRows),
-      result_bytes: String(plan.insertData !== undefined ? result.writtenBytes : result.output.length),
-      elapsed_ns: String(Math.round(result.elapsedSeconds * 1e9)),
-    };
+    const format = responseFormat(plan);
     const headers: Record<string, string | number> = {
       'Content-Type': contentTypeFor(format),
       'X-ClickHouse-Server-Display-Name': DISPLAY_NAME,
       'X-ClickHouse-Query-Id': queryId,
       'X-ClickHouse-Format': format,
       'X-ClickHouse-Timezone': this.info.timezone,
-      'X-ClickHouse-Summary': JSON.stringify(summary),
+      'X-ClickHouse-Summary': JSON.stringify(resultSummary(plan, result)),
     };
     let out = result.output;
-    const enabled = isTruthy(params.settings.get('enable_http_compression') ?? this.info.httpCompressionDefault);
-    const encoding = enabled ? pickEncoding(header(req, 'accept-encoding')) : undefined;
-    if (encoding !== undefined) {
-      const levelText = params.settings.get('http_zlib_compression_level');
-      const level = levelText !== undefined && /^\d$/.test(levelText) ? Number(levelText) : 3;
+    const compression = responseEncoding(params.settings, headerValue(req.headers, 'accept-encoding'), this.info.httpCompressionDefault);
+    if (compression !== undefined) {
+      const { encoding, level } = compression;
       out = encoding === 'br' ? await brotliCompress(out) : encoding === 'deflate' ? await deflate(out, { level }) : await gzip(out, { level });
       headers['Content-Encoding'] = encoding;
     }
@@ -315,26 +215,8 @@ class EmbeddedClickHouseServer {
   }
 
   private sendError(res: ServerResponse, e: unknown, queryId: string): void {
-    let code: number;
-    let name: string | undefined;
-    let message: string;
-    if (e instanceof ClickHouseHttpError) {
-      ({ code, message } = e);
-      name = e.codeName;
-    } else if (e instanceof StatementSyntaxError) {
-      code = e.clickhouseCode;
-      message = e.message;
-    } else {
-      const text = messageOf(e);
-      if (/Code: \d+\./.test(text)) {
-        ({ code, message, codeName: name } = parseEngineError(text));
-      } else {
-        code = 1001;
-        message = text;
-        log('unexpected_error', { error: text });
-      }
-    }
-    const codeName = name ?? this.info.errorNames.get(code) ?? 'UNKNOWN_EXCEPTION';
+    const { code, codeName, message, unexpected } = errorReply(e, this.info.errorNames);
+    if (unexpected) log('unexpected_error', { error: message });
     if (res.headersSent) {
       res.destroy();
       return;
@@ -362,67 +244,6 @@ class EmbeddedClickHouseServer {
     this.http.closeAllConnections();
     this.engine.close();
   }
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** Reads the whole body; past `max` bytes it keeps draining (so the client sees our answer) and fails. */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  return new Promise((resolvePromise, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        tooLarge = true;
-        chunks.length = 0;
-      } else {
-        chunks.push(chunk);
-      }
-    });
-    req.on('end', () => {
-      if (tooLarge) reject(tooLargeError(size, max));
-      else resolvePromise(Buffer.concat(chunks, size));
-    });
-    req.on('error', reject);
-    // A client that hangs up mid-body gets no answer; settle so nothing waits forever.
-    req.on('close', () => {
-      if (!req.complete) reject(new Error('client closed the connection before the body ended'));
-    });
-  });
-}
-
-function tooLargeError(size: number, max: number): ClickHouseHttpError {
-  return new ClickHouseHttpError(229, `Request body is too large (${size} bytes, more than the embedded server's limit of ${max} bytes, --max-body-bytes)`, 'QUERY_IS_TOO_LARGE');
-}
-
-/** Undoes Content-Encoding; decompressed size is capped too (no zip bombs). */
-async function decodeBody(body: Buffer, encoding: string | undefined, max: number): Promise<Buffer> {
-  const e = (encoding ?? '').trim().toLowerCase();
-  if (e === '' || e === 'identity' || body.length === 0) return body;
-  try {
-    if (e === 'gzip' || e === 'x-gzip') return await gunzip(body, { maxOutputLength: max });
-    if (e === 'deflate') return await inflate(body, { maxOutputLength: max });
-    if (e === 'br') return await brotliDecompress(body, { maxOutputLength: max });
-  } catch (err) {
-    if (err instanceof RangeError) throw tooLargeError(max + 1, max);
-    throw new ClickHouseHttpError(271, `Cannot decompress the ${e} request body: ${messageOf(err)}`, 'CANNOT_DECOMPRESS');
-  }
-  throw new ClickHouseHttpError(89, `Unknown or unsupported HTTP Content-Encoding: ${e} (the embedded server supports gzip, deflate, br)`, 'UNKNOWN_COMPRESSION_METHOD');
-}
-
-/** First codec of Accept-Encoding we can produce. */
-function pickEncoding(accept: string | undefined): 'gzip' | 'deflate' | 'br' | undefined {
-  for (const token of (accept ?? '').split(',')) {
-    const name = token.split(';')[0]?.trim().toLowerCase();
-    if (name === 'gzip' || name === 'x-gzip') return 'gzip';
-    if (name === 'deflate' || name === 'br') return name;
-  }
-  return undefined;
 }
 
 async function loadServerInfo(engine: ChdbEngine): Promise<ServerInfo> {
@@ -482,7 +303,7 @@ async function main(): Promise<void> {
   mkdirSync(options.dataDir, { recursive: true });
   let lock: DataDirLock;
   try {
-    lock = acquireDataDirLock(options.dataDir);
+    lock = acquireDataDirLock(options.dataDir, clickhouseLock);
   } catch (e) {
     fail(messageOf(e), 3);
   }
