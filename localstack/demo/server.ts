@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { buildSdk } from '../../sdk/build.ts';
 import { signDevToken } from '../dev-token.ts';
+import type { PipelineView } from '../pipeline/collector.ts';
+import { pipelinePage } from '../pipeline/page.ts';
 
 export interface DemoServerOptions {
   /** 0 picks a free port. */
@@ -18,9 +20,11 @@ export interface DemoServerOptions {
   jwtIssuer?: string;
   jwtAudience?: string;
   host?: string;
+  /** The local pipeline's readings: served as the live page /pipeline. */
+  pipeline?: PipelineView;
 }
 
-export interface DemoServer { readonly url: string; stop(): Promise<void> }
+export interface DemoServer { readonly url: string; readonly pipelineUrl?: string; stop(): Promise<void> }
 
 const publicDir = fileURLToPath(new URL('./public/', import.meta.url));
 const viewerId = /^[\w.-]{1,64}$/;
@@ -29,10 +33,11 @@ const viewerId = /^[\w.-]{1,64}$/;
 export async function startDemoServer(options: DemoServerOptions): Promise<DemoServer> {
   const host = options.host ?? '127.0.0.1';
   // Built once at start, from source: the page always runs the SDK as it is in the repo.
-  const [sdk, page, player] = await Promise.all([
+  const [sdk, page, player, pipeline] = await Promise.all([
     buildSdk().then((b) => b.code),
     readFile(`${publicDir}index.html`, 'utf8'),
     readFile(`${publicDir}player.js`, 'utf8'),
+    options.pipeline ? pipelinePage(options.pipeline) : undefined,
   ]);
   const apiOrigin = new URL(options.apiUrl).origin;
   // Nothing from the internet: scripts from this server only, requests to this server and the API.
@@ -65,8 +70,11 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
           .catch(() => send(res, 500, 'application/json', JSON.stringify({ code: 'internal_error' })));
         return;
       }
-      default:
+      default: {
+        const answer = pipeline?.(url.pathname);
+        if (answer) return send(res, answer.status, answer.type, answer.body);
         return send(res, 404, 'text/plain', 'not found');
+      }
     }
   });
   await new Promise<void>((resolve, reject) => {
@@ -76,6 +84,7 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${host}:${port}/demo`,
+    ...(pipeline ? { pipelineUrl: `http://${host}:${port}/pipeline` } : {}),
     stop: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

@@ -115,6 +115,8 @@ async function start() {
     endpoint: apiUrl,
     getToken: async () => (await (await fetch(`/demo/token?viewer=${encodeURIComponent(viewer)}`)).json()).token,
     flushIntervalMs: 2000,
+    // ?unload=beacon|fetch forces one way of sending on page hide (the unload test compares them).
+    ...(params.get('unload') ? { unload: params.get('unload') } : {}),
   });
   tracker.track('page_view', { url: location.pathname, ...(document.referrer ? { referrer: document.referrer } : {}) });
   const [saved, recent] = await Promise.all([tracker.filmProgress(filmId), tracker.recentFilms(5)]);
