@@ -7,7 +7,10 @@
  * - a materialized view reads `<source>_local` and writes `<target>_local`: each shard keeps the
  *   aggregates of the rows it holds, and reading through the Distributed table merges them;
  * - a plain view reads the Distributed tables;
- * - an ALTER TABLE (settings, projections) changes every shard's local table;
+ * - an ALTER TABLE of columns (ADD/DROP/MODIFY/RENAME/COMMENT COLUMN) changes the local tables and
+ *   the Distributed table, which copied the columns when it was created and would otherwise lack a
+ *   new one (the writer's insert would fail);
+ * - any other ALTER TABLE (settings, projections) changes every shard's local table only;
  * - an INSERT … SELECT (a backfill) runs once through the Distributed tables;
  * - every statement runs ON CLUSTER, so one migration run reaches every node.
  *
@@ -65,12 +68,22 @@ export function toClusterStatements(statement: string, cluster: string): string[
   // shard of its viewer, as the materialized views on that shard would have put it.
   if (/^INSERT INTO \w+\s+SELECT\b/.test(sql)) return [sql];
 
-  // Settings, projections, indexes: they belong to the stored rows, so to every shard's local table.
   const alter = sql.match(/^ALTER TABLE (\w+) ([\s\S]+)$/);
-  if (alter) return [`ALTER TABLE ${alter[1]}${localSuffix} ${onCluster} ${replicatedSettingNames(alter[2]!)}`];
+  if (alter) {
+    const [, name, commands] = alter as unknown as [string, string, string];
+    const local = `ALTER TABLE ${name}${localSuffix} ${onCluster} ${replicatedSettingNames(commands)}`;
+    const columnCommands = commands.split(/,(?=\s*(?:ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR|MATERIALIZE)\s)/i).map((c) => columnCommand.test(c));
+    if (columnCommands.every(Boolean)) return [local, `ALTER TABLE ${name} ${onCluster} ${commands}`];
+    // Settings, projections, indexes: they belong to the stored rows, so to every shard's local table.
+    if (!columnCommands.some(Boolean)) return [local];
+    throw new ClusterDdlError(`${name}: an ALTER TABLE mixing column changes with others; write them as two statements: ${sql.slice(0, 120)}`);
+  }
 
   throw new ClusterDdlError(`no cluster form for this statement; extend clickhouse/cluster.ts: ${sql.slice(0, 120)}`);
 }
+
+// Column changes: the Distributed table must have them too. (Not MATERIALIZE/CLEAR COLUMN: they rewrite stored data.)
+const columnCommand = /^\s*(?:ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b/i;
 
 // Replicated tables deduplicate inserts through Keeper with replicated_deduplication_window;
 // the non_replicated_ setting does not apply to them.

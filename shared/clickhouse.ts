@@ -1,6 +1,6 @@
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
-import { env } from './config.ts';
-import { rereadWhenRejected, secretLocation, secretReader, type SecretStores } from './secrets.ts';
+import { env, type Settings } from './config.ts';
+import { rereadWhenRejected, secretLocation, secretReader, secretsEnv, type SecretStores } from './secrets.ts';
 
 /** ClickHouse settings every function that touches ClickHouse reads the same way. */
 export const clickHouseEnv = {
@@ -11,20 +11,19 @@ export const clickHouseEnv = {
   CLICKHOUSE_REQUEST_TIMEOUT_MS: env.int(20_000, 1),
 };
 
+/** The settings createClickHouse takes, typed from clickHouseEnv. */
+export type ClickHouseSettings = Settings<typeof clickHouseEnv>;
+
 /** Deployed stages: where the ClickHouse password is stored (SSM Parameter Store or Secrets Manager), never the value. */
 export const storedClickHouseEnv = {
   ...clickHouseEnv,
   CLICKHOUSE_PASSWORD_PARAMETER: env.parameterName(),
   CLICKHOUSE_PASSWORD_SECRET_ARN: env.optionalString(),
+  ...secretsEnv,
 };
 
-export interface ClickHouseSettings {
-  CLICKHOUSE_URL: string;
-  CLICKHOUSE_USER: string;
-  CLICKHOUSE_PASSWORD: string;
-  CLICKHOUSE_DATABASE: string;
-  CLICKHOUSE_REQUEST_TIMEOUT_MS: number;
-}
+/** ClickHouse settings plus where the password is stored in a deployed stage, typed from storedClickHouseEnv. */
+export type StoredClickHouseSettings = Settings<typeof storedClickHouseEnv>;
 
 /**
  * A client for the configured server; the same code path for embedded, compose and cloud.
@@ -43,13 +42,6 @@ export function createClickHouse(settings: ClickHouseSettings, database = settin
       ...(longRequestsMs ? { send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '10000' } : {}),
     },
   });
-}
-
-/** ClickHouse settings plus where the password is stored in a deployed stage. */
-export interface StoredClickHouseSettings extends ClickHouseSettings {
-  CLICKHOUSE_PASSWORD_PARAMETER?: string | undefined;
-  CLICKHOUSE_PASSWORD_SECRET_ARN?: string | undefined;
-  SECRETS_MAX_AGE_S?: number | undefined;
 }
 
 /** ClickHouse refused the credentials (AUTHENTICATION_FAILED; UNKNOWN_USER and WRONG_PASSWORD before 22.x). */

@@ -5,7 +5,15 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-type EnvSchema = Record<string, z.ZodMiniType>;
+/** Environment variable name → its parser (see `env` below). */
+export type EnvSchema = Record<string, z.ZodMiniType>;
+
+/**
+ * The typed settings a schema declares, as loadConfig returns them: a variable with a default is
+ * always there, only an optional one may be missing. Shared code takes these types, never a
+ * hand-written copy, so a function whose schema lacks a setting the code reads does not compile.
+ */
+export type Settings<S extends EnvSchema> = Readonly<z.output<z.ZodMiniObject<S>>>;
 
 /**
  * Parses environment variables once into a typed, frozen object.
@@ -14,7 +22,7 @@ type EnvSchema = Record<string, z.ZodMiniType>;
 export function loadConfig<S extends EnvSchema>(
   schema: S,
   env: NodeJS.ProcessEnv = process.env,
-): Readonly<{ [K in keyof S]: z.output<S[K]> }> {
+): Settings<S> {
   const values: Record<string, string | undefined> = {};
   for (const name of Object.keys(schema)) {
     const raw = env[name];
@@ -26,7 +34,7 @@ export function loadConfig<S extends EnvSchema>(
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
-  return Object.freeze(parsed.data) as Readonly<{ [K in keyof S]: z.output<S[K]> }>;
+  return Object.freeze(parsed.data) as Settings<S>;
 }
 
 /** Reusable variable parsers, so every function reads a given variable the same way. */
@@ -49,7 +57,7 @@ export const kafkaEnv = {
   KAFKA_CLIENT_ID: env.string('ugc-ingest'),
   KAFKA_TOPIC: env.string('ugc.events'),
   KAFKA_DLQ_TOPIC: env.string('ugc.events.dlq'),
-  // Real Kafka/MSK: on. The embedded mock broker cannot do idempotent producers (see DESIGN.md).
+  // On everywhere (MSK, compose, the embedded Kafka): a retried send is written once per partition.
   KAFKA_IDEMPOTENT: env.bool(true),
   KAFKA_SSL: env.bool(false),
 };

@@ -2,27 +2,16 @@ import { Kafka, CompressionTypes, Partitioners, logLevel, type Mechanism, type P
 // kafkajs' own SCRAM-SHA-512 exchange, wrapped below so its credentials can be fetched lazily.
 import scram512AuthenticationProvider from 'kafkajs/src/broker/saslAuthenticator/scram512.js';
 import * as z from './zod.ts';
-import { env } from './config.ts';
+import { env, type kafkaEnv, type Settings } from './config.ts';
 import { jsonSecretReader, secretReader, secretsEnv } from './secrets.ts';
 import { logger } from './telemetry.ts';
-
-export interface KafkaSettings {
-  KAFKA_BROKERS: string[];
-  KAFKA_CLIENT_ID: string;
-  KAFKA_IDEMPOTENT: boolean;
-  KAFKA_SSL: boolean;
-  /** Unset: no authentication (embedded broker, compose). */
-  KAFKA_SASL_MECHANISM?: KafkaSaslMechanism | undefined;
-  KAFKA_SASL_SECRET_ARN?: string | undefined;
-  AWS_REGION?: string | undefined;
-  SECRETS_MAX_AGE_S?: number | undefined;
-}
 
 export const kafkaSaslMechanisms = ['aws-msk-iam', 'scram-sha-512'] as const;
 export type KafkaSaslMechanism = (typeof kafkaSaslMechanisms)[number];
 
 /** How the functions authenticate to the cluster; read beside `kafkaEnv` from shared/config.ts. */
 export const kafkaAuthEnv = {
+  // Unset: no authentication (the embedded Kafka, compose).
   // aws-msk-iam: SASL/OAUTHBEARER signed with the function's role (MSK port 9098), the default on AWS.
   // scram-sha-512: username/password from the Secrets Manager secret KAFKA_SASL_SECRET_ARN (port 9096).
   KAFKA_SASL_MECHANISM: z.optional(z.enum(kafkaSaslMechanisms)),
@@ -31,6 +20,9 @@ export const kafkaAuthEnv = {
   AWS_REGION: env.string('us-east-1'),
   ...secretsEnv,
 };
+
+/** The settings createKafka reads, typed from kafkaEnv and kafkaAuthEnv: a function needs both in its schema. */
+export type KafkaSettings = Settings<typeof kafkaEnv & typeof kafkaAuthEnv>;
 
 /** A source of AWS credentials, as the AWS SDK v3 credential providers return them. */
 export type AwsCredentialsProvider = () => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date }>;
@@ -71,7 +63,7 @@ export function kafkaSasl(settings: KafkaSettings, deps: { credentials?: AwsCred
     case undefined:
       return undefined;
     case 'aws-msk-iam':
-      return { mechanism: 'oauthbearer', oauthBearerProvider: mskIamTokenProvider(settings.AWS_REGION ?? 'us-east-1', deps.credentials) };
+      return { mechanism: 'oauthbearer', oauthBearerProvider: mskIamTokenProvider(settings.AWS_REGION, deps.credentials) };
     case 'scram-sha-512': {
       if (!settings.KAFKA_SASL_SECRET_ARN && !deps.readScram) throw new Error('KAFKA_SASL_SECRET_ARN must be set for KAFKA_SASL_MECHANISM=scram-sha-512');
       const read = deps.readScram ?? jsonSecretReader(
@@ -112,8 +104,8 @@ export function createKafka(settings: KafkaSettings): Kafka {
   });
 }
 
-/** A producer that waits for all in-sync replicas; idempotent on real Kafka. */
-export function createProducer(kafka: Kafka, settings: KafkaSettings): Producer {
+/** A producer that waits for all in-sync replicas; idempotent unless KAFKA_IDEMPOTENT=false. */
+export function createProducer(kafka: Kafka, settings: Pick<KafkaSettings, 'KAFKA_IDEMPOTENT'>): Producer {
   return kafka.producer({
     idempotent: settings.KAFKA_IDEMPOTENT,
     maxInFlightRequests: settings.KAFKA_IDEMPOTENT ? 1 : undefined,
@@ -124,3 +116,11 @@ export function createProducer(kafka: Kafka, settings: KafkaSettings): Producer 
 }
 
 export { CompressionTypes };
+export { createSender, requestCompression, SharedRequestError, type Sender, type SizedCompression } from './kafka-sender.ts';
+
+/**
+ * The events' compression: gzip for a produce request of at least 1 KiB of keys and values. A
+ * single event (~400 bytes) saves a few bytes by it and costs a deflate in the function and an
+ * inflate on each broker that validates the batch.
+ */
+export const eventCompression = { codec: CompressionTypes.GZIP, minBytes: 1024 };

@@ -34,7 +34,21 @@ export const healthResponseSchema = z.object({
   code: z.optional(z.string()),
 });
 
-export interface OpenApiOptions { maxEventsPerRequest: number; maxBodyBytes: number; serverUrl?: string }
+/** One film's position, as the read API answers it (functions/reader). */
+export const filmProgressResponseSchema = z.strictObject({
+  film_id: z.string(),
+  position_s: z.number().check(z.minimum(0)),
+  duration_s: z.nullable(z.number().check(z.minimum(0))),
+  updated_at: z.iso.datetime().check(z.describe('when the viewer was at this position (the event time)')),
+});
+
+/** The viewer's films, most recently watched first. */
+export const progressListResponseSchema = z.strictObject({
+  items: z.array(filmProgressResponseSchema),
+  limit: z.int().check(z.minimum(1)),
+});
+
+export interface OpenApiOptions { maxEventsPerRequest: number; maxBodyBytes: number; maxProgressLimit?: number; serverUrl?: string }
 
 type JsonObject = Record<string, unknown>;
 
@@ -56,23 +70,42 @@ export function registryExamples(type: EventType): JsonObject[] {
 // The simple progress form: film_id and type come from the path.
 const filmProgressBody = z.omit(eventSchemas.film_progress, { type: true, film_id: true });
 
-const errorCodes: Record<number, { description: string; codes: string[] }> = {
-  400: { description: 'The body or every event in it is invalid', codes: ['malformed_json', 'empty_body', 'no_events', 'invalid_events', 'invalid_event', 'no_valid_events'] },
-  401: { description: 'No valid viewer token (see the WWW-Authenticate header)', codes: ['missing_token', 'invalid_token', 'token_expired'] },
-  413: { description: 'Too large: body bytes or events per request', codes: ['payload_too_large', 'too_many_events'] },
-  415: { description: 'Content-Type is not application/json', codes: ['unsupported_media_type'] },
+interface ErrorStatus { description: string; codes: string[] }
+
+// Every error answer, by status; each route lists the codes it can answer (the conformance test
+// in tests/e2e/openapi.test.ts calls every route and checks each answer against this).
+const unauthorizedStatus = (codes: string[] = ['missing_token', 'invalid_token', 'token_expired']): ErrorStatus =>
+  ({ description: 'No valid viewer token (see the WWW-Authenticate header)', codes });
+const ingestErrors: Record<number, ErrorStatus> = {
+  400: { description: 'The body or every event in it is invalid, or the request carries two tokens', codes: ['malformed_json', 'malformed_gzip', 'empty_body', 'no_events', 'invalid_events', 'invalid_event', 'no_valid_events', 'conflicting_tokens'] },
+  401: unauthorizedStatus(),
+  413: { description: 'Too large: body bytes (as sent, and inflated) or events per request', codes: ['payload_too_large', 'too_many_events'] },
+  415: { description: 'Content-Type is not application/json (or text/plain, the unload form), or Content-Encoding is not gzip', codes: ['unsupported_media_type', 'unsupported_content_encoding'] },
   503: { description: 'Events could not be made durable (Kafka) or token keys could not be read; retry after Retry-After', codes: ['kafka_unavailable', 'auth_keys_unavailable'] },
 };
+const readerUnavailable: ErrorStatus = { description: 'ClickHouse or the token keys could not be read; retry after Retry-After', codes: ['clickhouse_unavailable', 'auth_keys_unavailable'] };
 
-function errorResponses(): JsonObject {
-  return Object.fromEntries(Object.entries(errorCodes).map(([status, { description, codes }]) => [status, {
+const header = (description: string, schema: JsonObject = { type: 'string' }) => ({ description, required: true, schema });
+const retryAfter = header('Seconds to wait before retrying', { type: 'string', pattern: '^[0-9]+$' });
+/** Headers each error status always carries. */
+const errorHeaders: Record<number, JsonObject> = {
+  401: { 'WWW-Authenticate': header('RFC 6750 challenge, e.g. Bearer realm="ugc-ingest", error="invalid_token"', { type: 'string', pattern: '^Bearer realm=' }) },
+  503: { 'Retry-After': retryAfter },
+};
+
+function errorResponses(statuses: Record<number, ErrorStatus>): JsonObject {
+  return Object.fromEntries(Object.entries(statuses).map(([status, { description, codes }]) => [status, {
     description: `${description}. Codes: ${codes.join(', ')}`,
-    content: { 'application/json': { schema: ref('Error'), example: { code: codes[0], message: description } } },
+    ...(errorHeaders[Number(status)] ? { headers: errorHeaders[Number(status)] } : {}),
+    content: { 'application/json': { schema: { allOf: [ref('Error')], properties: { code: { enum: codes } } }, example: { code: codes[0], message: description } } },
   }]));
 }
 
+const jsonResponse = (description: string, schema: JsonObject, example: unknown, headers?: JsonObject) =>
+  ({ description, ...(headers ? { headers } : {}), content: { 'application/json': { schema, example } } });
+
 /** Builds the document; the ingest function builds it once per container. */
-export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, serverUrl }: OpenApiOptions): JsonObject {
+export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxProgressLimit = 100, serverUrl }: OpenApiOptions): JsonObject {
   const schemas: JsonObject = {};
   for (const type of eventTypes) schemas[componentName(type)] = jsonSchema(eventSchemas[type]);
   schemas.ClientEvent = {
@@ -87,7 +120,19 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, server
     additionalProperties: false,
     description: 'Several events in one request; each is validated on its own.',
   };
+  schemas.UnloadBatch = {
+    type: 'object',
+    properties: {
+      token: { type: 'string', description: "The viewer's access token, verified exactly like the Authorization header's" },
+      events: { type: 'array', items: ref('ClientEvent'), minItems: 1, maxItems: maxEventsPerRequest },
+    },
+    required: ['token', 'events'],
+    additionalProperties: false,
+    description: 'The unload form: a batch with the token in the body, sent as text/plain (a CORS-simple request, no preflight) by navigator.sendBeacon or fetch keepalive.',
+  };
   schemas.FilmProgressBody = jsonSchema(filmProgressBody);
+  schemas.FilmProgress = jsonSchema(filmProgressResponseSchema);
+  schemas.ProgressList = jsonSchema(progressListResponseSchema);
   schemas.Accepted = jsonSchema(acceptedResponseSchema);
   schemas.Error = jsonSchema(errorResponseSchema);
   schemas.Health = jsonSchema(healthResponseSchema);
@@ -110,13 +155,20 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, server
       content: { 'application/json': { schema: ref('Accepted'), example: { accepted: 1, rejected: [] } } },
     },
   };
+  const contentEncoding = {
+    name: 'Content-Encoding', in: 'header', required: false, schema: { enum: ['gzip', 'identity'] },
+    description: `gzip: the body is inflated with a cap of ${maxBodyBytes} bytes (413 beyond it, 400 malformed_gzip if it is not gzip).`,
+  };
+  const filmIdParameter = { name: 'film_id', in: 'path', required: true, schema: jsonSchema(eventSchemas.film_progress.shape.film_id), example: 'tt0111161' };
+  const privateAnswer = { 'Cache-Control': header("The viewer's own data: never stored by a shared cache", { const: 'private, no-store' }) };
+  const publicAnswer = { 'Cache-Control': header('Cacheable for 5 minutes', { const: 'public, max-age=300' }) };
 
   return {
     openapi: '3.1.0',
     info: {
       title: 'ugc-ingest',
       version: '1',
-      description: 'User-generated events of the online cinema: where a viewer stopped a film, ratings, bookmarks, '
+      description: 'User-generated events of the online cinema: where a viewer stopped a film, ratings, reviews, likes, bookmarks, '
         + 'page views, clicks and searches. Generated from the event registry (shared/events.ts).',
     },
     ...(serverUrl ? { servers: [{ url: serverUrl }] } : {}),
@@ -131,13 +183,20 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, server
         post: {
           operationId: 'postEvents',
           summary: 'Send one event or a batch of events',
-          description: `At most ${maxEventsPerRequest} events and ${maxBodyBytes} bytes per request. The user id comes from the token, never from the body.`,
-          security: [{ viewerToken: [] }],
+          description: `At most ${maxEventsPerRequest} events and ${maxBodyBytes} bytes per request (as sent and inflated). The user id comes from the token, never from the body. `
+            + 'Two forms: a Bearer token with an application/json body; or, for pages going away, text/plain with the token in the body (UnloadBatch), '
+            + 'which browsers send with no preflight. The body token gets exactly the checks of the header token. A request with both a header '
+            + 'token and a body token is refused (400 conflicting_tokens) rather than guessing which viewer it means.',
+          security: [{ viewerToken: [] }, {}],
+          parameters: [contentEncoding],
           requestBody: {
             required: true,
-            content: { 'application/json': { schema: { oneOf: [ref('ClientEvent'), ref('EventBatch')] }, examples: eventExamples } },
+            content: {
+              'application/json': { schema: { oneOf: [ref('ClientEvent'), ref('EventBatch')] }, examples: eventExamples },
+              'text/plain': { schema: ref('UnloadBatch'), example: { token: '<the viewer JWT>', events: [registryExamples('film_progress')[0]].filter(Boolean) } },
+            },
           },
-          responses: { ...accepted, ...errorResponses() },
+          responses: { ...accepted, ...errorResponses(ingestErrors) },
         },
       },
       '/v1/films/{film_id}/progress': {
@@ -145,9 +204,43 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, server
           operationId: 'postFilmProgress',
           summary: 'Report where the viewer is in a film (the simple form of a film_progress event)',
           security: [{ viewerToken: [] }],
-          parameters: [{ name: 'film_id', in: 'path', required: true, schema: jsonSchema(eventSchemas.film_progress.shape.film_id), example: 'tt0111161' }],
+          parameters: [filmIdParameter, contentEncoding],
           requestBody: { required: true, content: { 'application/json': { schema: ref('FilmProgressBody'), examples: progressExamples } } },
-          responses: { ...accepted, ...errorResponses() },
+          responses: {
+            ...accepted,
+            ...errorResponses({ ...ingestErrors, 400: { ...ingestErrors[400]!, codes: ingestErrors[400]!.codes.filter((c) => c !== 'conflicting_tokens') } }),
+          },
+        },
+        get: {
+          operationId: 'getFilmProgress',
+          summary: "The viewer's latest position in a film (by event time)",
+          security: [{ viewerToken: [] }],
+          parameters: [filmIdParameter],
+          responses: {
+            200: jsonResponse('The latest position', ref('FilmProgress'), { film_id: 'tt0111161', position_s: 120, duration_s: 8520, updated_at: '2026-12-01T20:00:00.000Z' }, privateAnswer),
+            ...errorResponses({
+              400: { description: 'film_id is empty, too long or badly encoded', codes: ['invalid_film_id'] },
+              401: unauthorizedStatus(),
+              404: { description: 'The viewer never watched this film', codes: ['progress_not_found'] },
+              503: readerUnavailable,
+            }),
+          },
+        },
+      },
+      '/v1/progress': {
+        get: {
+          operationId: 'getRecentProgress',
+          summary: "The viewer's films, most recently watched first",
+          security: [{ viewerToken: [] }],
+          parameters: [{ name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: maxProgressLimit }, description: 'How many films (default 20)' }],
+          responses: {
+            200: jsonResponse('The films (an empty list if none)', ref('ProgressList'), { items: [{ film_id: 'tt0111161', position_s: 120, duration_s: 8520, updated_at: '2026-12-01T20:00:00.000Z' }], limit: 20 }, privateAnswer),
+            ...errorResponses({
+              400: { description: `limit is not an integer from 1 to ${maxProgressLimit}`, codes: ['invalid_limit'] },
+              401: unauthorizedStatus(),
+              503: readerUnavailable,
+            }),
+          },
         },
       },
       '/v1/health': {
@@ -156,15 +249,15 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, server
           summary: 'Whether the function can reach Kafka',
           responses: {
             200: { description: 'Kafka is reachable', content: { 'application/json': { schema: ref('Health'), example: { status: 'ok', kafka: 'reachable' } } } },
-            503: { description: 'Kafka is unreachable', content: { 'application/json': { schema: ref('Health'), example: { status: 'degraded', code: 'kafka_unavailable', kafka: 'unreachable' } } } },
+            503: { description: 'Kafka is unreachable', headers: { 'Retry-After': retryAfter }, content: { 'application/json': { schema: ref('Health'), example: { status: 'degraded', code: 'kafka_unavailable', kafka: 'unreachable' } } } },
           },
         },
       },
       '/v1/openapi.json': {
-        get: { operationId: 'getOpenApi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1 document', content: { 'application/json': {} } } } },
+        get: { operationId: 'getOpenApi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1 document', headers: publicAnswer, content: { 'application/json': { schema: { type: 'object', required: ['openapi', 'info', 'paths'] } } } } } },
       },
       '/v1/docs': {
-        get: { operationId: 'getDocs', summary: 'This document as a page', responses: { 200: { description: 'HTML page', content: { 'text/html': {} } } } },
+        get: { operationId: 'getDocs', summary: 'This document as a page', responses: { 200: { description: 'HTML page', headers: publicAnswer, content: { 'text/html': { schema: { type: 'string' } } } } } },
       },
     },
   };

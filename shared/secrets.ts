@@ -1,5 +1,5 @@
 import type * as z from './zod.ts';
-import { env } from './config.ts';
+import { env, type Settings } from './config.ts';
 
 /**
  * Secrets (JWT key, ClickHouse password, Kafka SCRAM credentials) come from one of three places:
@@ -10,6 +10,9 @@ export const secretsEnv = {
   // How long a fetched secret is trusted before it is read again (a rotation reaches running containers).
   SECRETS_MAX_AGE_S: env.int(900, 1),
 };
+
+/** What a secret reader needs from the configuration, typed from secretsEnv. */
+export type SecretsSettings = Settings<typeof secretsEnv>;
 
 /** Where one secret lives. At most one of value / parameterName / secretId may be set. */
 export interface SecretSource {
@@ -88,13 +91,13 @@ export function secretLocation(source: SecretSource): 'value' | 'ssm' | 'secrets
 
 /**
  * A reader for one secret: the plain value as is, or the stored one fetched on first use and then
- * served from memory for `maxAgeS` (once per container, in practice).
+ * served from memory for `maxAgeS` (SECRETS_MAX_AGE_S; no default here, so a caller cannot skip it).
  * A failed fetch is not remembered, so the next call retries. `fresh` reads the store again now
  * (the value was refused: it may have been rotated).
  */
 export function secretReader(
   source: SecretSource,
-  { maxAgeS = 900, stores }: { maxAgeS?: number; stores?: SecretStores } = {},
+  { maxAgeS, stores }: { maxAgeS: number; stores?: SecretStores | undefined },
 ): (options?: { fresh?: boolean }) => Promise<string> {
   const location = secretLocation(source);
   return async ({ fresh = false } = {}) => {

@@ -1,19 +1,19 @@
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
+import { createConfiguredViewerVerifier, unauthorized, type Viewer } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
 import { httpFunction, json, type HttpHandlerResult } from '../../shared/http.ts';
-import { createKafka, createProducer } from '../../shared/kafka.ts';
+import { createKafka, createProducer, createSender, eventCompression } from '../../shared/kafka.ts';
 import { buildOpenApiDocument, renderDocsPage } from '../../shared/openapi.ts';
 import { countByCode, logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
 import { enrich, toKafkaMessage } from './messages.ts';
-import { filmProgressPayload, parseEvents, readJsonBody } from './parse.ts';
+import { filmProgressPayload, isPlainText, parseEvents, readJsonBody, takeBodyToken } from './parse.ts';
 import { createEventProducer, createKafkaProbe } from './produce.ts';
 
 // Created once per container and reused; connected on first use.
-const verifyViewer = createConfiguredViewerVerifier(config, { maxAgeS: config.SECRETS_MAX_AGE_S });
+const verifyViewer = createConfiguredViewerVerifier(config);
 const kafka = createKafka(config);
-const produce = createEventProducer(createProducer(kafka, config), config.KAFKA_TOPIC);
+const produce = createEventProducer(createSender(() => createProducer(kafka, config), { compression: eventCompression }), config.KAFKA_TOPIC);
 const kafkaReachable = createKafkaProbe(kafka);
 const limits = { maxBodyBytes: config.MAX_BODY_BYTES, maxEvents: config.MAX_EVENTS_PER_REQUEST };
 const openApiDocument = buildOpenApiDocument({ maxEventsPerRequest: config.MAX_EVENTS_PER_REQUEST, maxBodyBytes: config.MAX_BODY_BYTES });
@@ -39,7 +39,8 @@ async function accept(payload: unknown, event: APIGatewayProxyEventV2, context: 
   }
   metrics.addMetric(metricNames.produceLatency, MetricUnit.Milliseconds, performance.now() - started);
   metrics.addMetric(metricNames.eventsAccepted, MetricUnit.Count, valid.length);
-  logger.info('events accepted', { userId, accepted: valid.length, rejected: rejected.length });
+  // On the request's one access log line (shared/telemetry.ts), not a line of its own: a log line costs ~5% of a request's CPU.
+  logger.appendKeys({ userId, accepted: valid.length, rejected: rejected.length });
   return json(202, { accepted: valid.length, rejected });
 }
 
@@ -49,16 +50,43 @@ function countCodes(rejected: { code: string }[]): Map<string, number> {
   return counts;
 }
 
+const conflictingTokens = () => new HttpError(400, 'conflicting_tokens', 'send the token in the Authorization header or in the body, not both');
+
+/**
+ * The viewer and events of POST /v1/events, in one of two forms. The header form: a Bearer token
+ * and a JSON body. The unload form: `Content-Type: text/plain` with `{ token, events }`, a
+ * CORS-simple request that navigator.sendBeacon (or fetch keepalive without custom headers) can
+ * send on page hide with no preflight. Both tokens go through the one verifier, so the same
+ * checks (signature, alg, iss, aud, exp, nbf) apply. A request with both tokens is refused: it is
+ * a client bug, and guessing which viewer it meant could file events under the wrong one.
+ */
+async function eventsRequest(event: APIGatewayProxyEventV2): Promise<{ viewer: Viewer; payload: unknown }> {
+  const { authorization } = event.headers;
+  const contentEncoding = event.headers['content-encoding'];
+  if (!isPlainText(event.headers['content-type'])) {
+    const viewer = await verifyViewer(authorization);
+    const payload = readJsonBody(event.body, event.isBase64Encoded, event.headers['content-type'], limits, { contentEncoding });
+    if (takeBodyToken(payload).token !== undefined) throw conflictingTokens();
+    return { viewer, payload };
+  }
+  const { token, payload } = takeBodyToken(readJsonBody(event.body, event.isBase64Encoded, event.headers['content-type'], limits, { contentEncoding, allowPlainText: true }));
+  if (token !== undefined && authorization !== undefined) throw conflictingTokens();
+  // text/plain is the unload form only: a header-token request says its JSON is application/json.
+  if (token === undefined && authorization !== undefined) throw new HttpError(415, 'unsupported_media_type', 'Content-Type must be application/json; text/plain carries the token in the body');
+  if (token === undefined) throw unauthorized('missing_token', 'a token is required: an Authorization: Bearer header, or "token" in a text/plain body');
+  if (typeof token !== 'string') throw unauthorized('invalid_token', 'the token is malformed');
+  return { viewer: await verifyViewer(`Bearer ${token}`), payload };
+}
+
 async function route(event: APIGatewayProxyEventV2, context: Context): Promise<HttpHandlerResult> {
   switch (event.routeKey) {
     case 'POST /v1/events': {
-      const viewer = await verifyViewer(event.headers.authorization);
-      const body = readJsonBody(event.body, event.isBase64Encoded, event.headers['content-type'], limits);
-      return accept(body, event, context, viewer.userId);
+      const { viewer, payload } = await eventsRequest(event);
+      return accept(payload, event, context, viewer.userId);
     }
     case 'POST /v1/films/{film_id}/progress': {
       const viewer = await verifyViewer(event.headers.authorization);
-      const body = readJsonBody(event.body, event.isBase64Encoded, event.headers['content-type'], limits);
+      const body = readJsonBody(event.body, event.isBase64Encoded, event.headers['content-type'], limits, { contentEncoding: event.headers['content-encoding'] });
       return accept(filmProgressPayload(event.pathParameters?.film_id, body), event, context, viewer.userId);
     }
     case 'GET /v1/health':

@@ -1,5 +1,5 @@
-import type { Kafka, Message, Producer } from 'kafkajs';
-import { CompressionTypes } from '../../shared/kafka.ts';
+import type { Kafka, Message } from 'kafkajs';
+import { SharedRequestError, type Sender } from '../../shared/kafka.ts';
 import { HttpError } from '../../shared/errors.ts';
 
 // Kafka refuses these for good whatever the retries: a 503 would have the client retry forever.
@@ -19,32 +19,31 @@ export function kafkaUnavailable(cause: unknown): HttpError {
   return new HttpError(503, 'kafka_unavailable', 'events could not be made durable; retry later', { 'Retry-After': '1' }, { cause });
 }
 
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+/** Runs `work`, given up at `ms`: the signal aborts then, so work still queued is not started. */
+function withDeadline<T>(work: (signal: AbortSignal) => Promise<T>, ms: number): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`no acknowledgement within ${ms} ms`)), ms);
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no acknowledgement within ${ms} ms`)), ms);
+    controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
   });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([work(controller.signal), timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
  * Sends messages and resolves only once every in-sync replica acknowledged them (acks -1).
- * Connects lazily and reconnects after a failure; gives up at the deadline.
+ * Gives up at the deadline: a send still waiting for a producer is dropped, one in flight keeps
+ * its producer until it settles (shared/kafka-sender.ts).
  */
-export function createEventProducer(producer: Producer, topic: string) {
-  let connected: Promise<void> | undefined;
+export function createEventProducer(sender: Sender, topic: string) {
   return async function produce(messages: Message[], deadlineMs: number): Promise<void> {
     try {
-      await withDeadline((async () => {
-        connected ??= producer.connect();
-        await connected;
-        await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages });
-      })(), deadlineMs);
+      await withDeadline((signal) => sender.send({ topic, acks: -1, messages }, { signal }), deadlineMs);
     } catch (cause) {
-      if (isTooLarge(cause)) {
+      // Too large alone: no retry helps. Too large together with other sends (a topic whose
+      // max.message.bytes is below the sender's batch bound): a retry may go in a smaller request.
+      if (isTooLarge(cause) && !(cause instanceof SharedRequestError)) {
         throw new HttpError(413, 'payload_too_large', 'the events are larger than Kafka accepts in one request; send fewer per request', {}, { cause });
       }
-      connected = undefined;
       throw kafkaUnavailable(cause);
     }
   };
@@ -58,7 +57,7 @@ export function createKafkaProbe(kafka: Kafka, cacheMs = 5_000) {
     if (last && Date.now() - last.at < cacheMs) return last.reachable;
     let reachable = false;
     try {
-      await withDeadline((async () => { await admin.connect(); await admin.describeCluster(); })(), 2_000);
+      await withDeadline(async () => { await admin.connect(); await admin.describeCluster(); }, 2_000);
       reachable = true;
     } catch {
       reachable = false;

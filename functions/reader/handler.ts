@@ -8,7 +8,7 @@ import { createProgressReader } from './progress.ts';
 import { parseFilmId, parseLimit, progressNotFound } from './queries.ts';
 
 // Created once per container and reused; secrets (JWT key, ClickHouse password) read on first use.
-const verifyViewer = createConfiguredViewerVerifier(config, { maxAgeS: config.SECRETS_MAX_AGE_S });
+const verifyViewer = createConfiguredViewerVerifier(config);
 const reader = createProgressReader(clickHouseWithStoredPassword(config));
 const limits = { defaultLimit: config.READ_DEFAULT_LIMIT, maxLimit: config.READ_MAX_LIMIT };
 // A viewer's own data: never cached by a shared cache, always fresh for "continue from".

@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Context, MSKEvent } from 'aws-lambda';
-import { createKafka, createProducer } from '../../shared/kafka.ts';
+import { createKafka, createProducer, createSender } from '../../shared/kafka.ts';
 import { clickHouseWithStoredPassword } from '../../shared/clickhouse.ts';
 import { logger, metricNames, metrics, MetricUnit } from '../../shared/telemetry.ts';
 import { config } from './config.ts';
@@ -11,11 +11,25 @@ import { decodeBatch } from './decode.ts';
 import { eventColumns } from './rows.ts';
 
 // Created once per container and reused.
-const deadLetters = createProducer(createKafka(config), config);
-let deadLettersConnected: Promise<void> | undefined;
+const deadLetterKafka = createKafka(config);
+const deadLetters = createSender(() => createProducer(deadLetterKafka, config));
 
 // The password is a plain variable offline; in a deployed stage it is read on the first batch and cached.
 const clickhouse = clickHouseWithStoredPassword(config);
+
+/**
+ * The settings of the batch's insert. Synchronous: the token deduplicates the block, and success
+ * means the rows are stored. insert_deduplicate: 1 in case a server profile turned it off
+ * (ClickHouse 26+ decides by deduplicate_insert, on by default). On a cluster (events is
+ * Distributed) insert_distributed_sync makes all this hold on the shards too, instead of queueing
+ * the rows on the node that took the insert; elsewhere it is inert. No limit on the monthly
+ * partitions one insert touches: a batch of old events (a replay, another producer) must not fail
+ * again at every retry. Exported for the bench, whose raw baseline makes the same insert.
+ */
+export const insertSettings = (token: string) => ({
+  insert_deduplication_token: token, insert_deduplicate: 1, async_insert: 0, insert_distributed_sync: 1,
+  deduplicate_blocks_in_dependent_materialized_views: 1, max_partitions_per_insert_block: '0',
+}) as const;
 
 /**
  * Writes one AWS Kafka batch to ClickHouse in ONE insert. Poison records go to the dead-letter
@@ -37,16 +51,7 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
         values: rows,
         format: 'JSONCompactEachRow',
         columns: [...eventColumns],
-        // Synchronous insert: the token deduplicates the block, and success means the rows are stored.
-        // insert_deduplicate: 1 in case a server profile turned it off (ClickHouse 26+ decides by
-        // deduplicate_insert, on by default). On a cluster (events is Distributed) insert_distributed_sync
-        // makes all this hold on the shards too, instead of queueing the rows on the node that took the
-        // insert; elsewhere it is inert. No limit on the monthly partitions one insert touches: a
-        // batch of old events (a replay, another producer) must not fail again at every retry.
-        clickhouse_settings: {
-          insert_deduplication_token: token, insert_deduplicate: 1, async_insert: 0, insert_distributed_sync: 1,
-          deduplicate_blocks_in_dependent_materialized_views: 1, max_partitions_per_insert_block: '0',
-        },
+        clickhouse_settings: insertSettings(token),
       });
     } catch (error) {
       const code = (error as { code?: string }).code;
@@ -57,14 +62,11 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
     metrics.addMetric(metricNames.insertLatency, MetricUnit.Milliseconds, performance.now() - started);
   }
   if (poison.length > 0) {
-    deadLettersConnected ??= deadLetters.connect();
     try {
-      await deadLettersConnected;
       for (const messages of deadLetterSends(poison.map(toDeadLetterMessage))) {
         await deadLetters.send({ topic: config.KAFKA_DLQ_TOPIC, acks: -1, messages });
       }
     } catch (error) {
-      deadLettersConnected = undefined;
       logger.error('dead-letter produce failed', { deadLettered: poison.length, error: String(error) });
       throw error;
     }

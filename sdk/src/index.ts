@@ -15,8 +15,14 @@ export interface FilmProgress { film_id: string; position_s: number; duration_s:
 
 /** What `fetch` the SDK needs; a fake one in tests. */
 export type FetchLike = (url: string, init: {
-  method: string; headers: Record<string, string>; body?: string; keepalive?: boolean;
+  method: string; headers: Record<string, string>; body?: string | Uint8Array; keepalive?: boolean;
 }) => Promise<{ status: number; headers: { get(name: string): string | null }; json(): Promise<unknown> }>;
+
+/** Where the last reported position of each film is kept: localStorage, or a test's map. */
+export interface ProgressStore {
+  getItem(key: string): string | null; setItem(key: string, value: string): void; removeItem(key: string): void;
+  key(index: number): string | null; readonly length: number;
+}
 
 /** Something that emits `pagehide` / `visibilitychange` (window, document, or a test's EventTarget). */
 export interface PageEvents { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void }
@@ -39,7 +45,18 @@ export interface TrackerOptions {
   retryMaxMs?: number;
   /** Bytes of keepalive bodies the page may have in flight when it is hidden (browsers allow 64 KiB). */
   keepaliveBudget?: number;
+  /**
+   * How what is queued goes out when the page is hidden: `beacon` (navigator.sendBeacon) or
+   * `fetch` (fetch keepalive). Both send a CORS-simple request (text/plain, the token in the
+   * body), so no preflight has to finish first. Default: beacon where the browser has it.
+   */
+  unload?: 'beacon' | 'fetch';
+  /** gzip ordinary batches with CompressionStream (default: where the browser has it). */
+  gzip?: boolean;
+  /** Keeps each film's last reported position, so a reload reads it before the server has it (default: localStorage; null: off). */
+  storage?: ProgressStore | null;
   fetch?: FetchLike;
+  sendBeacon?: (url: string, body: string) => boolean;
   /** Where pagehide is heard (default: window) and visibilitychange (default: document). */
   window?: PageEvents;
   document?: PageEvents & { visibilityState?: string };
@@ -59,6 +76,8 @@ export interface TrackerStats {
   failed: number;
   /** Sends retried after a 5xx, 408, 429 or a network error. */
   retries: number;
+  /** Events handed to sendBeacon on page hide: the browser sends them, the page never sees the answer. */
+  beaconed: number;
 }
 
 export interface Tracker {
@@ -68,9 +87,13 @@ export interface Tracker {
   progress(filmId: string, positionS: number, durationS?: number): void;
   /** Sends everything queued now; resolves when the queue is empty or waiting for a retry. */
   flush(): Promise<void>;
-  /** The viewer's latest position in a film, or null if they never watched it. */
+  /**
+   * The viewer's latest position in a film, or null if they never watched it: the newer (by event
+   * time) of the server's and the one this browser reported last, which the writer may not have
+   * stored yet.
+   */
   filmProgress(filmId: string): Promise<FilmProgress | null>;
-  /** The viewer's recently watched films, newest first. */
+  /** The viewer's recently watched films, newest first (merged with this browser's own reports, like filmProgress). */
   recentFilms(limit?: number): Promise<FilmProgress[]>;
   stats(): TrackerStats;
   /** Stops timers and page listeners; queued events stay unsent. */
@@ -90,8 +113,23 @@ function uuid(): string {
 }
 
 const encoder = new TextEncoder();
-// flushOnHide sizes bodies from this shape: `{"events":[` + each event and a comma, minus one, + `]}`.
+// flushOnHide sizes bodies from these shapes: the empty body + each event and a comma, minus one.
 const bodyOf = (events: QueuedEvent[]) => JSON.stringify({ events });
+const unloadBodyOf = (token: string, events: QueuedEvent[]) => JSON.stringify({ token, events });
+
+/** gzip bytes of a body, through the browser's CompressionStream. */
+const gzipped = async (body: string) =>
+  new Uint8Array(await new Response(new Blob([body]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer());
+
+/** The token's subject, read (not verified) to keep each viewer's positions apart in one browser. */
+function subjectOf(token: string): string {
+  try {
+    const sub = (JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown }).sub;
+    return sub === undefined ? '' : String(sub);
+  } catch {
+    return '';
+  }
+}
 
 /** Creates a tracker: a bounded queue sent in batches, retried with backoff, flushed on page hide. */
 export function createTracker(options: TrackerOptions): Tracker {
@@ -99,12 +137,24 @@ export function createTracker(options: TrackerOptions): Tracker {
     endpoint, getToken, batchSize = 20, flushIntervalMs = 5_000, maxQueue = 1_000, maxAttempts = 8,
     retryBaseMs = 500, retryMaxMs = 30_000, keepaliveBudget = 65_536, random = Math.random,
   } = options;
-  const g = globalThis as unknown as { fetch?: FetchLike; window?: PageEvents; document?: PageEvents & { visibilityState?: string } };
+  const g = globalThis as unknown as {
+    fetch?: FetchLike; window?: PageEvents; document?: PageEvents & { visibilityState?: string };
+    navigator?: { sendBeacon?(url: string, body: string): boolean }; localStorage?: ProgressStore; CompressionStream?: unknown;
+  };
   const send: FetchLike = options.fetch ?? ((url, init) => g.fetch!(url, init));
+  const nav = g.navigator;
+  const beacon = options.sendBeacon ?? (nav?.sendBeacon ? (url: string, body: string) => nav.sendBeacon!(url, body) : undefined);
+  const useBeacon = (options.unload ?? 'beacon') === 'beacon' && beacon !== undefined;
+  const gzip = options.gzip ?? typeof g.CompressionStream === 'function';
+  let storage: ProgressStore | null | undefined;
+  try {
+    // Reading localStorage throws where storage is blocked (sandboxed frames, some private modes).
+    storage = options.storage !== undefined ? options.storage : g.localStorage;
+  } catch { /* no storage: read the server only */ }
   const win = options.window ?? g.window;
   const doc = options.document ?? g.document;
   const base = endpoint.replace(/\/+$/, '');
-  const counts = { sent: 0, dropped: 0, rejected: 0, failed: 0, retries: 0 };
+  const counts = { sent: 0, dropped: 0, rejected: 0, failed: 0, retries: 0, beaconed: 0 };
   let queue: QueuedEvent[] = [];
   let token: string | undefined;
   let sending: Promise<void> | undefined;
@@ -127,12 +177,16 @@ export function createTracker(options: TrackerOptions): Tracker {
     }
   })());
 
-  /** One request with the current token; on 401 the token is fetched again and the request repeated once. */
-  async function call(path: string, method: string, body?: string, keepalive?: boolean): Promise<Answer> {
+  /** One request with the current token (a body gzipped if it may); on 401 the token is fetched again and the request repeated once. */
+  async function call(path: string, method: string, body?: string): Promise<Answer> {
+    const payload = body && gzip ? await gzipped(body) : body;
     const request = async () => send(base + path, {
       method,
-      headers: { authorization: `Bearer ${token ?? (await refreshToken())}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body, keepalive,
+      headers: {
+        authorization: `Bearer ${token ?? (await refreshToken())}`,
+        ...(body ? { 'content-type': 'application/json', ...(gzip ? { 'content-encoding': 'gzip' } : {}) } : {}),
+      },
+      body: payload,
     });
     const res = await request();
     if (res.status !== 401) return res;
@@ -184,22 +238,31 @@ export function createTracker(options: TrackerOptions): Tracker {
     return false;
   }
 
-  /** Sends one batch; resolves true if the queue may go on. */
-  async function sendBatch(batch: QueuedEvent[], keepalive = false): Promise<boolean> {
-    const body = bodyOf(batch);
+  /**
+   * Sends one batch; resolves true if the queue may go on. With `unload` (the body of the unload
+   * form), as fetch keepalive with no custom header: a CORS-simple request.
+   */
+  async function sendBatch(batch: QueuedEvent[], unload?: string): Promise<boolean> {
     // Counted before the first await, so flushOnHide sees it for its next chunk.
-    const inFlight = keepalive ? encoder.encode(body).length : 0;
+    const inFlight = unload ? encoder.encode(unload).length : 0;
     keepaliveBytes += inFlight;
     let res: Answer;
     try {
-      res = await call('/v1/events', 'POST', body, keepalive);
+      res = unload
+        ? await send(`${base}/v1/events`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: unload, keepalive: true })
+        : await call('/v1/events', 'POST', bodyOf(batch));
     } catch {
       return retryLater(batch, 0);
     } finally {
       keepaliveBytes -= inFlight;
     }
-    // 408 and 429 (stage throttling) say "later", like a 5xx.
     const { status } = res;
+    // The page lived on and the token in the body had expired: again as an ordinary request, which fetches a new one.
+    if (unload && status === 401) {
+      token = undefined;
+      return retryLater(batch, 0);
+    }
+    // 408 and 429 (stage throttling) say "later", like a 5xx.
     if (status >= 500 || status === 408 || status === 429) return retryLater(batch, Number(res.headers.get('retry-after')) || 0);
     failures = 0;
     if (status === 202 || status === 200) {
@@ -231,29 +294,83 @@ export function createTracker(options: TrackerOptions): Tracker {
   }
 
   /**
-   * The page may be going away: send everything now with keepalive, so the browser finishes the
-   * requests after unload. sendBeacon cannot carry the Authorization header. Browsers refuse
-   * keepalive bodies beyond 64 KiB in flight in total, including those of an earlier call
-   * (visibilitychange, then pagehide): chunks fill what is left of the budget, the rest go as
-   * ordinary requests (of up to a budget each), re-queued if they fail.
+   * The page may be going away: send everything now, in the unload form (text/plain, the token in
+   * the body), which needs no preflight, so the browser can finish the requests after unload.
+   * Each chunk goes one way only: sendBeacon (or fetch keepalive), or, when it refuses or does not
+   * fit, an ordinary request. Browsers refuse keepalive bodies beyond 64 KiB in flight in total,
+   * including those of an earlier call (visibilitychange, then pagehide): chunks fill what is
+   * left of the budget, the rest go as ordinary requests (of up to a budget each), re-queued if
+   * they fail. Without a token yet, everything goes as ordinary requests.
    */
   function flushOnHide(): void {
     if (queue.length === 0) return;
     clearTimeout(timer);
     timer = undefined;
     const events = queue.splice(0);
-    // Bytes of each event in a body, with its comma: a body of n events is 12 + their sum.
+    const held = token;
+    // Bytes of each event in a body, with its comma: a body of n events is the empty body - 1 + their sum.
     const sizes = events.map((event) => encoder.encode(JSON.stringify(event)).length + 1);
+    const empty = encoder.encode(held ? unloadBodyOf(held, []) : bodyOf([])).length - 1;
     for (let i = 0; i < events.length;) {
       const room = keepaliveBudget - keepaliveBytes;
-      let size = 12 + sizes[i]!;
-      const keepalive = size <= room;
-      const limit = keepalive ? room : keepaliveBudget;
+      let size = empty + sizes[i]!;
+      const fits = held !== undefined && size <= room;
+      const limit = fits ? room : keepaliveBudget;
       let end = i + 1;
       while (end < events.length && end - i < batchSize && size + sizes[end]! <= limit) size += sizes[end++]!;
-      void sendBatch(events.slice(i, end), keepalive);
+      const chunk = events.slice(i, end);
       i = end;
+      if (!fits) void sendBatch(chunk);
+      else if (!useBeacon) void sendBatch(chunk, unloadBodyOf(held, chunk));
+      // false: the browser did not take it (its quota), so it was not sent: ordinary request instead.
+      else if (beacon!(`${base}/v1/events`, unloadBodyOf(held, chunk))) counts.beaconed += chunk.length;
+      else void sendBatch(chunk);
     }
+  }
+
+  // This browser's own reports: one key per viewer and film.
+  const storageKey = (filmId: string) => `ugc:progress:${subjectOf(token ?? '')}:${filmId}`;
+  const storageRead = (key: string): FilmProgress | undefined => {
+    try {
+      const value = storage?.getItem(key);
+      return value ? (JSON.parse(value) as FilmProgress) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const storageTry = (act: (store: ProgressStore) => void) => {
+    try {
+      if (storage) act(storage);
+    } catch { /* full or blocked: the server's position still answers */ }
+  };
+  function remember(event: QueuedEvent & { type: 'film_progress' }): void {
+    const save = () => storageTry((store) => store.setItem(storageKey(event.film_id), JSON.stringify({
+      film_id: event.film_id, position_s: event.position_s, duration_s: event.duration_s ?? null, updated_at: event.client_ts,
+    })));
+    if (token) save();
+    else refreshToken().then(save, () => {});
+  }
+  /** This browser's reports of the current viewer, each newer than the server's (or with none). */
+  function ownReports(): FilmProgress[] {
+    const prefix = storageKey('');
+    const found: FilmProgress[] = [];
+    storageTry((store) => {
+      for (let i = 0; i < store.length; i++) {
+        const key = store.key(i);
+        const report = key?.startsWith(prefix) ? storageRead(key) : undefined;
+        if (report) found.push(report);
+      }
+    });
+    return found;
+  }
+  /** The newer of the server's and this browser's position (by event time); a local report the server caught up with is forgotten. */
+  function newer(server: FilmProgress | null | undefined, own: FilmProgress | undefined): FilmProgress | null {
+    if (!own) return server ?? null;
+    if (server && server.updated_at >= own.updated_at) {
+      storageTry((store) => store.removeItem(storageKey(own.film_id)));
+      return server;
+    }
+    return own;
   }
 
   // Fetched now, so the first send on page hide already has it.
@@ -265,21 +382,35 @@ export function createTracker(options: TrackerOptions): Tracker {
 
   return {
     track: (type, props) => enqueue({ ...props, type } as unknown as ClientEvent),
-    progress: (filmId, positionS, durationS) => Number.isFinite(positionS) && enqueue({
-      type: 'film_progress', film_id: filmId, position_s: Math.max(0, Math.floor(positionS)),
-      ...(durationS === undefined || !Number.isFinite(durationS) ? {} : { duration_s: Math.max(0, Math.floor(durationS)) }),
-    }),
+    progress(filmId, positionS, durationS) {
+      if (!Number.isFinite(positionS)) return;
+      enqueue({
+        type: 'film_progress', film_id: filmId, position_s: Math.max(0, Math.floor(positionS)),
+        ...(durationS === undefined || !Number.isFinite(durationS) ? {} : { duration_s: Math.max(0, Math.floor(durationS)) }),
+      });
+      remember(queue.at(-1) as QueuedEvent & { type: 'film_progress' });
+    },
     flush,
     async filmProgress(filmId) {
-      const res = await call(`/v1/films/${encodeURIComponent(filmId)}/progress`, 'GET');
-      if (res.status === 404) return null;
-      if (res.status !== 200) throw new Error(`film progress: HTTP ${res.status}`);
-      return (await res.json()) as FilmProgress;
+      let server: FilmProgress | null;
+      try {
+        const res = await call(`/v1/films/${encodeURIComponent(filmId)}/progress`, 'GET');
+        if (res.status !== 200 && res.status !== 404) throw new Error(`film progress: HTTP ${res.status}`);
+        server = res.status === 404 ? null : ((await res.json()) as FilmProgress);
+      } catch (error) {
+        // The API is unreachable: this browser's own report still answers "continue from".
+        const own = storageRead(storageKey(filmId));
+        if (own) return own;
+        throw error;
+      }
+      return newer(server, storageRead(storageKey(filmId)));
     },
     async recentFilms(limit = 20) {
       const res = await call(`/v1/progress?limit=${limit}`, 'GET');
       if (res.status !== 200) throw new Error(`recent films: HTTP ${res.status}`);
-      return ((await res.json()) as { items: FilmProgress[] }).items;
+      const films = new Map(((await res.json()) as { items: FilmProgress[] }).items.map((item) => [item.film_id, item]));
+      for (const own of ownReports()) films.set(own.film_id, newer(films.get(own.film_id), own)!);
+      return [...films.values()].sort((a, b) => (a.updated_at < b.updated_at ? 1 : -1)).slice(0, limit);
     },
     stats: () => ({ queued: queue.length, ...counts }),
     destroy() {

@@ -607,7 +607,34 @@ return errors === 0;
 }
 
 export const film_rating = validate39;
-const schema16 = {"type":"object","properties":{"type":{"type":"string","const":"film_rating"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"score":{"type":"integer","minimum":1,"maximum":10},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","score","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+const schema16 = {"type":"object","properties":{"type":{"type":"string","const":"film_rating"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"score":{"$ref":"#/definitions/__schema8"},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","score","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+const schema17 = {"type":"integer","minimum":1,"maximum":10};
+
+function validate43(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(!(((typeof data == "number") && (!(data % 1) && !isNaN(data))) && (isFinite(data)))){
+validate43.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+return false;
+}
+if(errors === 0){
+if((typeof data == "number") && (isFinite(data))){
+if(data > 10 || isNaN(data)){
+validate43.errors = [{instancePath,schemaPath:"#/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
+return false;
+}
+else {
+if(data < 1 || isNaN(data)){
+validate43.errors = [{instancePath,schemaPath:"#/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
+return false;
+}
+}
+}
+}
+validate43.errors = vErrors;
+return errors === 0;
+}
+
 
 function validate39(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -681,25 +708,10 @@ var valid0 = true;
 }
 if(valid0){
 if(data.score !== undefined){
-let data4 = data.score;
 const _errs7 = errors;
-if(!(((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4))) && (isFinite(data4)))){
-validate39.errors = [{instancePath:instancePath+"/score",schemaPath:"#/properties/score/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
-return false;
-}
-if(errors === _errs7){
-if((typeof data4 == "number") && (isFinite(data4))){
-if(data4 > 10 || isNaN(data4)){
-validate39.errors = [{instancePath:instancePath+"/score",schemaPath:"#/properties/score/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"}];
-return false;
-}
-else {
-if(data4 < 1 || isNaN(data4)){
-validate39.errors = [{instancePath:instancePath+"/score",schemaPath:"#/properties/score/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"}];
-return false;
-}
-}
-}
+if(!(validate43(data.score, {instancePath:instancePath+"/score",parentData:data,parentDataProperty:"score",rootData}))){
+vErrors = vErrors === null ? validate43.errors : vErrors.concat(validate43.errors);
+errors = vErrors.length;
 }
 var valid0 = _errs7 === errors;
 }
@@ -708,9 +720,21 @@ var valid0 = true;
 }
 if(valid0){
 if(data.user_id !== undefined){
-const _errs9 = errors;
+const _errs8 = errors;
 if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
 vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs8 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.received_at !== undefined){
+const _errs9 = errors;
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs9 === errors;
@@ -719,10 +743,10 @@ else {
 var valid0 = true;
 }
 if(valid0){
-if(data.received_at !== undefined){
+if(data.occurred_at !== undefined){
 const _errs10 = errors;
-if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
-vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs10 === errors;
@@ -731,10 +755,10 @@ else {
 var valid0 = true;
 }
 if(valid0){
-if(data.occurred_at !== undefined){
+if(data.request_id !== undefined){
 const _errs11 = errors;
-if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
-vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs11 === errors;
@@ -743,25 +767,13 @@ else {
 var valid0 = true;
 }
 if(valid0){
-if(data.request_id !== undefined){
-const _errs12 = errors;
-if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
-vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
-errors = vErrors.length;
-}
-var valid0 = _errs12 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
 if(data.schema_version !== undefined){
-const _errs13 = errors;
+const _errs12 = errors;
 if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
 vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
 errors = vErrors.length;
 }
-var valid0 = _errs13 === errors;
+var valid0 = _errs12 === errors;
 }
 else {
 var valid0 = true;
@@ -787,23 +799,23 @@ validate39.errors = vErrors;
 return errors === 0;
 }
 
-export const bookmark = validate48;
-const schema17 = {"type":"object","properties":{"type":{"type":"string","const":"bookmark"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"action":{"type":"string","enum":["add","remove"]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","action","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+export const bookmark = validate50;
+const schema18 = {"type":"object","properties":{"type":{"type":"string","const":"bookmark"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"action":{"type":"string","enum":["add","remove"]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","action","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
 
-function validate48(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate50(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.film_id === undefined) && (missing0 = "film_id"))) || ((data.action === undefined) && (missing0 = "action"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
-validate48.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate50.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
 const _errs1 = errors;
 for(const key0 in data){
-if(!(func2.call(schema17.properties, key0))){
+if(!(func2.call(schema18.properties, key0))){
 delete data[key0];
 }
 }
@@ -812,11 +824,11 @@ if(data.type !== undefined){
 let data0 = data.type;
 const _errs2 = errors;
 if(typeof data0 !== "string"){
-validate48.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate50.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if("bookmark" !== data0){
-validate48.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "bookmark"},message:"must be equal to constant"}];
+validate50.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "bookmark"},message:"must be equal to constant"}];
 return false;
 }
 var valid0 = _errs2 === errors;
@@ -865,11 +877,11 @@ if(data.action !== undefined){
 let data4 = data.action;
 const _errs7 = errors;
 if(typeof data4 !== "string"){
-validate48.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate50.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if(!((data4 === "add") || (data4 === "remove"))){
-validate48.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/enum",keyword:"enum",params:{allowedValues: schema17.properties.action.enum},message:"must be equal to one of the allowed values"}];
+validate50.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/enum",keyword:"enum",params:{allowedValues: schema18.properties.action.enum},message:"must be equal to one of the allowed values"}];
 return false;
 }
 var valid0 = _errs7 === errors;
@@ -950,64 +962,64 @@ var valid0 = true;
 }
 }
 else {
-validate48.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate50.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate48.errors = vErrors;
+validate50.errors = vErrors;
 return errors === 0;
 }
 
-export const page_view = validate57;
-const schema18 = {"type":"object","properties":{"type":{"type":"string","const":"page_view"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema8"},"referrer":{"allOf":[{"$ref":"#/definitions/__schema8"}]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","url","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
-const schema19 = {"type":"string","minLength":1,"maxLength":2048,"pattern":"^\\P{Cs}*$"};
+export const page_view = validate59;
+const schema19 = {"type":"object","properties":{"type":{"type":"string","const":"page_view"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema9"},"referrer":{"allOf":[{"$ref":"#/definitions/__schema9"}]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","url","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+const schema20 = {"type":"string","minLength":1,"maxLength":2048,"pattern":"^\\P{Cs}*$"};
 
-function validate60(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate62(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(typeof data === "string"){
 if(func3(data) > 2048){
-validate60.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"}];
+validate62.errors = [{instancePath,schemaPath:"#/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters"}];
 return false;
 }
 else {
 if(func3(data) < 1){
-validate60.errors = [{instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+validate62.errors = [{instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
 else {
 if(!pattern3.test(data)){
-validate60.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate62.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
 return false;
 }
 }
 }
 }
 else {
-validate60.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate62.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
-validate60.errors = vErrors;
+validate62.errors = vErrors;
 return errors === 0;
 }
 
 
-function validate57(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate59(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if(((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.url === undefined) && (missing0 = "url"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
-validate57.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate59.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
 const _errs1 = errors;
 for(const key0 in data){
-if(!(func2.call(schema18.properties, key0))){
+if(!(func2.call(schema19.properties, key0))){
 delete data[key0];
 }
 }
@@ -1016,11 +1028,11 @@ if(data.type !== undefined){
 let data0 = data.type;
 const _errs2 = errors;
 if(typeof data0 !== "string"){
-validate57.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate59.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if("page_view" !== data0){
-validate57.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "page_view"},message:"must be equal to constant"}];
+validate59.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "page_view"},message:"must be equal to constant"}];
 return false;
 }
 var valid0 = _errs2 === errors;
@@ -1055,8 +1067,8 @@ var valid0 = true;
 if(valid0){
 if(data.url !== undefined){
 const _errs6 = errors;
-if(!(validate60(data.url, {instancePath:instancePath+"/url",parentData:data,parentDataProperty:"url",rootData}))){
-vErrors = vErrors === null ? validate60.errors : vErrors.concat(validate60.errors);
+if(!(validate62(data.url, {instancePath:instancePath+"/url",parentData:data,parentDataProperty:"url",rootData}))){
+vErrors = vErrors === null ? validate62.errors : vErrors.concat(validate62.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs6 === errors;
@@ -1067,8 +1079,8 @@ var valid0 = true;
 if(valid0){
 if(data.referrer !== undefined){
 const _errs7 = errors;
-if(!(validate60(data.referrer, {instancePath:instancePath+"/referrer",parentData:data,parentDataProperty:"referrer",rootData}))){
-vErrors = vErrors === null ? validate60.errors : vErrors.concat(validate60.errors);
+if(!(validate62(data.referrer, {instancePath:instancePath+"/referrer",parentData:data,parentDataProperty:"referrer",rootData}))){
+vErrors = vErrors === null ? validate62.errors : vErrors.concat(validate62.errors);
 errors = vErrors.length;
 }
 var valid0 = _errs7 === errors;
@@ -1149,212 +1161,25 @@ var valid0 = true;
 }
 }
 else {
-validate57.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate59.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate57.errors = vErrors;
+validate59.errors = vErrors;
 return errors === 0;
 }
 
-export const click = validate68;
-const schema20 = {"type":"object","properties":{"type":{"type":"string","const":"click"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema8"},"element":{"type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","url","element","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+export const click = validate70;
+const schema21 = {"type":"object","properties":{"type":{"type":"string","const":"click"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema9"},"element":{"type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","url","element","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
 
-function validate68(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate70(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
 let missing0;
 if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.url === undefined) && (missing0 = "url"))) || ((data.element === undefined) && (missing0 = "element"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
-validate68.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
-return false;
-}
-else {
-const _errs1 = errors;
-for(const key0 in data){
-if(!(func2.call(schema20.properties, key0))){
-delete data[key0];
-}
-}
-if(_errs1 === errors){
-if(data.type !== undefined){
-let data0 = data.type;
-const _errs2 = errors;
-if(typeof data0 !== "string"){
-validate68.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
-return false;
-}
-if("click" !== data0){
-validate68.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "click"},message:"must be equal to constant"}];
-return false;
-}
-var valid0 = _errs2 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.event_id !== undefined){
-const _errs4 = errors;
-if(!(validate23(data.event_id, {instancePath:instancePath+"/event_id",parentData:data,parentDataProperty:"event_id",rootData}))){
-vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
-errors = vErrors.length;
-}
-var valid0 = _errs4 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.client_ts !== undefined){
-const _errs5 = errors;
-if(!(validate25(data.client_ts, {instancePath:instancePath+"/client_ts",parentData:data,parentDataProperty:"client_ts",rootData}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-var valid0 = _errs5 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.url !== undefined){
-const _errs6 = errors;
-if(!(validate60(data.url, {instancePath:instancePath+"/url",parentData:data,parentDataProperty:"url",rootData}))){
-vErrors = vErrors === null ? validate60.errors : vErrors.concat(validate60.errors);
-errors = vErrors.length;
-}
-var valid0 = _errs6 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.element !== undefined){
-let data4 = data.element;
-const _errs7 = errors;
-if(errors === _errs7){
-if(typeof data4 === "string"){
-if(func3(data4) > 256){
-validate68.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
-return false;
-}
-else {
-if(func3(data4) < 1){
-validate68.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
-return false;
-}
-else {
-if(!pattern3.test(data4)){
-validate68.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
-return false;
-}
-}
-}
-}
-else {
-validate68.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/type",keyword:"type",params:{type: "string"},message:"must be string"}];
-return false;
-}
-}
-var valid0 = _errs7 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.user_id !== undefined){
-const _errs9 = errors;
-if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
-vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
-errors = vErrors.length;
-}
-var valid0 = _errs9 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.received_at !== undefined){
-const _errs10 = errors;
-if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
-vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
-errors = vErrors.length;
-}
-var valid0 = _errs10 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.occurred_at !== undefined){
-const _errs11 = errors;
-if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
-vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
-errors = vErrors.length;
-}
-var valid0 = _errs11 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.request_id !== undefined){
-const _errs12 = errors;
-if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
-vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
-errors = vErrors.length;
-}
-var valid0 = _errs12 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.schema_version !== undefined){
-const _errs13 = errors;
-if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
-vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
-errors = vErrors.length;
-}
-var valid0 = _errs13 === errors;
-}
-else {
-var valid0 = true;
-}
-}
-}
-}
-}
-}
-}
-}
-}
-}
-}
-}
-}
-else {
-validate68.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
-return false;
-}
-}
-validate68.errors = vErrors;
-return errors === 0;
-}
-
-export const search = validate77;
-const schema21 = {"type":"object","properties":{"type":{"type":"string","const":"search"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"query":{"type":"string","minLength":1,"maxLength":512,"pattern":"^\\P{Cs}*$"},"results_count":{"type":"integer","minimum":0,"maximum":4294967295},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","query","results_count","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
-
-function validate77(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
-let vErrors = null;
-let errors = 0;
-if(errors === 0){
-if(data && typeof data == "object" && !Array.isArray(data)){
-let missing0;
-if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.query === undefined) && (missing0 = "query"))) || ((data.results_count === undefined) && (missing0 = "results_count"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
-validate77.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+validate70.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
 return false;
 }
 else {
@@ -1369,11 +1194,198 @@ if(data.type !== undefined){
 let data0 = data.type;
 const _errs2 = errors;
 if(typeof data0 !== "string"){
-validate77.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate70.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+if("click" !== data0){
+validate70.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "click"},message:"must be equal to constant"}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.event_id !== undefined){
+const _errs4 = errors;
+if(!(validate23(data.event_id, {instancePath:instancePath+"/event_id",parentData:data,parentDataProperty:"event_id",rootData}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.client_ts !== undefined){
+const _errs5 = errors;
+if(!(validate25(data.client_ts, {instancePath:instancePath+"/client_ts",parentData:data,parentDataProperty:"client_ts",rootData}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs5 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.url !== undefined){
+const _errs6 = errors;
+if(!(validate62(data.url, {instancePath:instancePath+"/url",parentData:data,parentDataProperty:"url",rootData}))){
+vErrors = vErrors === null ? validate62.errors : vErrors.concat(validate62.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs6 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.element !== undefined){
+let data4 = data.element;
+const _errs7 = errors;
+if(errors === _errs7){
+if(typeof data4 === "string"){
+if(func3(data4) > 256){
+validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+return false;
+}
+else {
+if(func3(data4) < 1){
+validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+return false;
+}
+else {
+if(!pattern3.test(data4)){
+validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+return false;
+}
+}
+}
+}
+else {
+validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid0 = _errs7 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.user_id !== undefined){
+const _errs9 = errors;
+if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
+vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs9 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.received_at !== undefined){
+const _errs10 = errors;
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs10 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.occurred_at !== undefined){
+const _errs11 = errors;
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs11 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.request_id !== undefined){
+const _errs12 = errors;
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs12 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.schema_version !== undefined){
+const _errs13 = errors;
+if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
+vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs13 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate70.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate70.errors = vErrors;
+return errors === 0;
+}
+
+export const search = validate79;
+const schema22 = {"type":"object","properties":{"type":{"type":"string","const":"search"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"query":{"type":"string","minLength":1,"maxLength":512,"pattern":"^\\P{Cs}*$"},"results_count":{"type":"integer","minimum":0,"maximum":4294967295},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","query","results_count","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+
+function validate79(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.query === undefined) && (missing0 = "query"))) || ((data.results_count === undefined) && (missing0 = "results_count"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
+validate79.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+return false;
+}
+else {
+const _errs1 = errors;
+for(const key0 in data){
+if(!(func2.call(schema22.properties, key0))){
+delete data[key0];
+}
+}
+if(_errs1 === errors){
+if(data.type !== undefined){
+let data0 = data.type;
+const _errs2 = errors;
+if(typeof data0 !== "string"){
+validate79.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 if("search" !== data0){
-validate77.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "search"},message:"must be equal to constant"}];
+validate79.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "search"},message:"must be equal to constant"}];
 return false;
 }
 var valid0 = _errs2 === errors;
@@ -1412,24 +1424,24 @@ const _errs6 = errors;
 if(errors === _errs6){
 if(typeof data3 === "string"){
 if(func3(data3) > 512){
-validate77.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"}];
+validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"}];
 return false;
 }
 else {
 if(func3(data3) < 1){
-validate77.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
 else {
 if(!pattern3.test(data3)){
-validate77.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
 return false;
 }
 }
 }
 }
 else {
-validate77.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
 }
@@ -1443,18 +1455,18 @@ if(data.results_count !== undefined){
 let data4 = data.results_count;
 const _errs8 = errors;
 if(!(((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4))) && (isFinite(data4)))){
-validate77.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+validate79.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
 return false;
 }
 if(errors === _errs8){
 if((typeof data4 == "number") && (isFinite(data4))){
 if(data4 > 4294967295 || isNaN(data4)){
-validate77.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967295},message:"must be <= 4294967295"}];
+validate79.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967295},message:"must be <= 4294967295"}];
 return false;
 }
 else {
 if(data4 < 0 || isNaN(data4)){
-validate77.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
+validate79.errors = [{instancePath:instancePath+"/results_count",schemaPath:"#/properties/results_count/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"}];
 return false;
 }
 }
@@ -1538,11 +1550,416 @@ var valid0 = true;
 }
 }
 else {
-validate77.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+validate79.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
 return false;
 }
 }
-validate77.errors = vErrors;
+validate79.errors = vErrors;
+return errors === 0;
+}
+
+export const review = validate87;
+const schema23 = {"type":"object","properties":{"type":{"type":"string","const":"review"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"review_text":{"type":"string","minLength":1,"maxLength":4000,"pattern":"^\\P{Cs}*$","description":"The review, 1 to 4000 Unicode code points (an emoji is one, a ZWJ sequence several). A newer review by the same viewer of the same film (by event time) replaces the earlier one."},"score":{"allOf":[{"$ref":"#/definitions/__schema8"}]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","review_text","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+
+function validate87(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.film_id === undefined) && (missing0 = "film_id"))) || ((data.review_text === undefined) && (missing0 = "review_text"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
+validate87.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+return false;
+}
+else {
+const _errs1 = errors;
+for(const key0 in data){
+if(!(func2.call(schema23.properties, key0))){
+delete data[key0];
+}
+}
+if(_errs1 === errors){
+if(data.type !== undefined){
+let data0 = data.type;
+const _errs2 = errors;
+if(typeof data0 !== "string"){
+validate87.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+if("review" !== data0){
+validate87.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "review"},message:"must be equal to constant"}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.event_id !== undefined){
+const _errs4 = errors;
+if(!(validate23(data.event_id, {instancePath:instancePath+"/event_id",parentData:data,parentDataProperty:"event_id",rootData}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.client_ts !== undefined){
+const _errs5 = errors;
+if(!(validate25(data.client_ts, {instancePath:instancePath+"/client_ts",parentData:data,parentDataProperty:"client_ts",rootData}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs5 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.film_id !== undefined){
+const _errs6 = errors;
+if(!(validate27(data.film_id, {instancePath:instancePath+"/film_id",parentData:data,parentDataProperty:"film_id",rootData}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs6 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.review_text !== undefined){
+let data4 = data.review_text;
+const _errs7 = errors;
+if(errors === _errs7){
+if(typeof data4 === "string"){
+if(func3(data4) > 4000){
+validate87.errors = [{instancePath:instancePath+"/review_text",schemaPath:"#/properties/review_text/maxLength",keyword:"maxLength",params:{limit: 4000},message:"must NOT have more than 4000 characters"}];
+return false;
+}
+else {
+if(func3(data4) < 1){
+validate87.errors = [{instancePath:instancePath+"/review_text",schemaPath:"#/properties/review_text/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+return false;
+}
+else {
+if(!pattern3.test(data4)){
+validate87.errors = [{instancePath:instancePath+"/review_text",schemaPath:"#/properties/review_text/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+return false;
+}
+}
+}
+}
+else {
+validate87.errors = [{instancePath:instancePath+"/review_text",schemaPath:"#/properties/review_text/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid0 = _errs7 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.score !== undefined){
+const _errs9 = errors;
+if(!(validate43(data.score, {instancePath:instancePath+"/score",parentData:data,parentDataProperty:"score",rootData}))){
+vErrors = vErrors === null ? validate43.errors : vErrors.concat(validate43.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs9 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.user_id !== undefined){
+const _errs11 = errors;
+if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
+vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs11 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.received_at !== undefined){
+const _errs12 = errors;
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs12 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.occurred_at !== undefined){
+const _errs13 = errors;
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs13 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.request_id !== undefined){
+const _errs14 = errors;
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs14 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.schema_version !== undefined){
+const _errs15 = errors;
+if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
+vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs15 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate87.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate87.errors = vErrors;
+return errors === 0;
+}
+
+export const like = validate97;
+const schema24 = {"type":"object","properties":{"type":{"type":"string","const":"like"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"reviewer_id":{"description":"Absent: the viewer likes or unlikes the film. Present: that viewer's review of the film (reviews are one per viewer and film).","type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"},"action":{"type":"string","enum":["like","unlike"],"description":"The latest action of a viewer on a film or review (by event time) holds."},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","action","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+
+function validate97(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((((((((((data.type === undefined) && (missing0 = "type")) || ((data.event_id === undefined) && (missing0 = "event_id"))) || ((data.film_id === undefined) && (missing0 = "film_id"))) || ((data.action === undefined) && (missing0 = "action"))) || ((data.user_id === undefined) && (missing0 = "user_id"))) || ((data.received_at === undefined) && (missing0 = "received_at"))) || ((data.occurred_at === undefined) && (missing0 = "occurred_at"))) || ((data.request_id === undefined) && (missing0 = "request_id"))) || ((data.schema_version === undefined) && (missing0 = "schema_version"))){
+validate97.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+return false;
+}
+else {
+const _errs1 = errors;
+for(const key0 in data){
+if(!(func2.call(schema24.properties, key0))){
+delete data[key0];
+}
+}
+if(_errs1 === errors){
+if(data.type !== undefined){
+let data0 = data.type;
+const _errs2 = errors;
+if(typeof data0 !== "string"){
+validate97.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+if("like" !== data0){
+validate97.errors = [{instancePath:instancePath+"/type",schemaPath:"#/properties/type/const",keyword:"const",params:{allowedValue: "like"},message:"must be equal to constant"}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.event_id !== undefined){
+const _errs4 = errors;
+if(!(validate23(data.event_id, {instancePath:instancePath+"/event_id",parentData:data,parentDataProperty:"event_id",rootData}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.client_ts !== undefined){
+const _errs5 = errors;
+if(!(validate25(data.client_ts, {instancePath:instancePath+"/client_ts",parentData:data,parentDataProperty:"client_ts",rootData}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs5 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.film_id !== undefined){
+const _errs6 = errors;
+if(!(validate27(data.film_id, {instancePath:instancePath+"/film_id",parentData:data,parentDataProperty:"film_id",rootData}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs6 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.reviewer_id !== undefined){
+let data4 = data.reviewer_id;
+const _errs7 = errors;
+if(errors === _errs7){
+if(typeof data4 === "string"){
+if(func3(data4) > 256){
+validate97.errors = [{instancePath:instancePath+"/reviewer_id",schemaPath:"#/properties/reviewer_id/maxLength",keyword:"maxLength",params:{limit: 256},message:"must NOT have more than 256 characters"}];
+return false;
+}
+else {
+if(func3(data4) < 1){
+validate97.errors = [{instancePath:instancePath+"/reviewer_id",schemaPath:"#/properties/reviewer_id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
+return false;
+}
+else {
+if(!pattern3.test(data4)){
+validate97.errors = [{instancePath:instancePath+"/reviewer_id",schemaPath:"#/properties/reviewer_id/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+return false;
+}
+}
+}
+}
+else {
+validate97.errors = [{instancePath:instancePath+"/reviewer_id",schemaPath:"#/properties/reviewer_id/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+}
+var valid0 = _errs7 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.action !== undefined){
+let data5 = data.action;
+const _errs9 = errors;
+if(typeof data5 !== "string"){
+validate97.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+if(!((data5 === "like") || (data5 === "unlike"))){
+validate97.errors = [{instancePath:instancePath+"/action",schemaPath:"#/properties/action/enum",keyword:"enum",params:{allowedValues: schema24.properties.action.enum},message:"must be equal to one of the allowed values"}];
+return false;
+}
+var valid0 = _errs9 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.user_id !== undefined){
+const _errs11 = errors;
+if(!(validate29(data.user_id, {instancePath:instancePath+"/user_id",parentData:data,parentDataProperty:"user_id",rootData}))){
+vErrors = vErrors === null ? validate29.errors : vErrors.concat(validate29.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs11 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.received_at !== undefined){
+const _errs12 = errors;
+if(!(validate31(data.received_at, {instancePath:instancePath+"/received_at",parentData:data,parentDataProperty:"received_at",rootData}))){
+vErrors = vErrors === null ? validate31.errors : vErrors.concat(validate31.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs12 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.occurred_at !== undefined){
+const _errs13 = errors;
+if(!(validate33(data.occurred_at, {instancePath:instancePath+"/occurred_at",parentData:data,parentDataProperty:"occurred_at",rootData}))){
+vErrors = vErrors === null ? validate33.errors : vErrors.concat(validate33.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs13 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.request_id !== undefined){
+const _errs14 = errors;
+if(!(validate35(data.request_id, {instancePath:instancePath+"/request_id",parentData:data,parentDataProperty:"request_id",rootData}))){
+vErrors = vErrors === null ? validate35.errors : vErrors.concat(validate35.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs14 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.schema_version !== undefined){
+const _errs15 = errors;
+if(!(validate37(data.schema_version, {instancePath:instancePath+"/schema_version",parentData:data,parentDataProperty:"schema_version",rootData}))){
+vErrors = vErrors === null ? validate37.errors : vErrors.concat(validate37.errors);
+errors = vErrors.length;
+}
+var valid0 = _errs15 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate97.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate97.errors = vErrors;
 return errors === 0;
 }
 
@@ -1553,3 +1970,5 @@ export const patternNames = {
   "^\\P{Cs}*$": "Unicode text without lone surrogates",
   "^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$": "date-time"
 };
+/** Each type's validator, by type: the writer looks a record's type up here. */
+export const validatorsByType = { film_progress: film_progress, film_rating: film_rating, bookmark: bookmark, page_view: page_view, click: click, search: search, review: review, like: like };
