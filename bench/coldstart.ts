@@ -20,7 +20,7 @@ async function firstInvocation(name: string): Promise<{ env: Record<string, stri
   const secret = 'coldstart-secret-of-sufficient-length';
   const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('cold-viewer').setExpirationTime('1h').sign(new TextEncoder().encode(secret));
   const env = {
-    KAFKA_BROKERS: '127.0.0.1:9', KAFKA_IDEMPOTENT: 'false', CLICKHOUSE_URL: 'http://127.0.0.1:9', JWT_SECRET: secret,
+    KAFKA_BROKERS: '127.0.0.1:9', CLICKHOUSE_URL: 'http://127.0.0.1:9', JWT_SECRET: secret,
     POWERTOOLS_LOG_LEVEL: 'SILENT', POWERTOOLS_METRICS_DISABLED: 'true',
   };
   const http = (routeKey: string, body?: string) => ({

@@ -1,8 +1,9 @@
 // `npm run bench`: every figure side by side with its baseline, measured in the same run.
+// `npm run bench -- ingest e2e`: only the benches named.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEmbeddedBroker } from '../localstack/kafka/broker.ts';
+import { startEmbeddedKafka } from '../localstack/kafka/embedded.ts';
 import { startEmbeddedClickHouse } from '../localstack/clickhouse/embedded.ts';
 import { benchIngest } from './ingest.ts';
 import { benchJwt } from './jwt.ts';
@@ -10,19 +11,25 @@ import { benchWriter } from './writer.ts';
 import { benchReader } from './reader.ts';
 import { benchColdStart } from './coldstart.ts';
 import { benchEndToEnd } from './e2e.ts';
+import { benchGzip } from './gzip.ts';
 import { markdownTable, type Row } from './stats.ts';
 
 type Bench = () => Promise<{ rows: Row[]; json: Record<string, unknown> }>;
 
 const topic = 'bench.events';
 
-/** Ingest handler vs raw produce, on its own embedded broker. */
+/** Ingest handler vs raw produce, on an embedded Kafka of its own (3 brokers, as the product's topics need). */
 const ingest: Bench = async () => {
-  const broker = await startEmbeddedBroker({ brokers: 3, topics: [{ name: topic, partitions: 6 }] });
+  const dataDir = await mkdtemp(join(tmpdir(), 'ugc-bench-kafka-'));
   try {
-    return await benchIngest(broker, topic);
+    const kafka = await startEmbeddedKafka({ dataDir, brokers: 3, port: 0, topics: [{ name: topic, partitions: 6, configs: { 'min.insync.replicas': '2' } }] });
+    try {
+      return await benchIngest(kafka, topic);
+    } finally {
+      await kafka.stop();
+    }
   } finally {
-    await broker.stop();
+    await rm(dataDir, { recursive: true, force: true });
   }
 };
 
@@ -40,8 +47,15 @@ const reader: Bench = async () => {
 
 const rows: Row[] = [];
 const results: Record<string, unknown> = { at: new Date().toISOString(), node: process.version };
+const benches = [['ingest', ingest], ['jwt', benchJwt], ['writer', benchWriter], ['reader', reader], ['coldstart', benchColdStart], ['gzip', benchGzip], ['e2e', benchEndToEnd]] as const;
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !benches.some(([name]) => name === w));
+if (unknown.length > 0) {
+  console.error(`unknown bench ${unknown.join(', ')}; the benches are ${benches.map(([name]) => name).join(', ')}`);
+  process.exit(2);
+}
 const started = performance.now();
-for (const [name, run] of [['ingest', ingest], ['jwt', benchJwt], ['writer', benchWriter], ['reader', reader], ['coldstart', benchColdStart], ['e2e', benchEndToEnd]] as const) {
+for (const [name, run] of benches.filter(([name]) => wanted.length === 0 || wanted.includes(name))) {
   console.error(`[bench] ${name} …`);
   const { rows: measured, json } = await run();
   rows.push(...measured);
