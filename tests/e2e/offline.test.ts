@@ -3,18 +3,18 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOffline, type Offline } from '../../localstack/offline.ts';
 import { signDevToken } from '../../localstack/dev-token.ts';
-import { eventually, freePort, migratedDatabase, stackEnv } from '../setup/context.ts';
+import { eventually, freePort } from '../setup/context.ts';
+import { ownPipeline, type OwnPipeline } from '../setup/pipeline.ts';
 import { readTopic } from '../setup/kafka.ts';
 
 const secret = 'an-e2e-secret-of-sufficient-length';
 let offline: Offline;
-let db: Awaited<ReturnType<typeof migratedDatabase>>;
+let pipeline: OwnPipeline;
 
 beforeAll(async () => {
-  const env = stackEnv();
-  db = await migratedDatabase(env.CLICKHOUSE_URL!, 'e2e');
+  pipeline = await ownPipeline('e2e');
   offline = await startOffline({
-    env: { ...env, CLICKHOUSE_DATABASE: db.database, JWT_SECRET: secret },
+    env: { ...pipeline.env, JWT_SECRET: secret },
     httpPort: await freePort(),
     lambdaPort: await freePort(),
   });
@@ -22,7 +22,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await offline?.stop();
-  await db?.drop();
+  await pipeline?.drop();
 });
 
 describe('through serverless offline over HTTP', () => {
@@ -38,7 +38,7 @@ describe('through serverless offline over HTTP', () => {
     expect(await res.json()).toEqual({ accepted: 1, rejected: [] });
 
     const row = await eventually(async () => {
-      const result = await db.client.query({
+      const result = await pipeline.db.client.query({
         query: 'SELECT user_id, film_id, position_s, event_type FROM events WHERE event_id = {id:UUID}',
         query_params: { id: eventId },
         format: 'JSONEachRow',
@@ -47,7 +47,7 @@ describe('through serverless offline over HTTP', () => {
     }, 30_000, 'the event in ClickHouse');
     expect(row).toEqual({ user_id: userId, film_id: 'tt0111161', position_s: 120, event_type: 'film_progress' });
 
-    const latest = await db.client.query({
+    const latest = await pipeline.db.client.query({
       query: 'SELECT position_s FROM film_progress_latest FINAL WHERE user_id = {u:String}',
       query_params: { u: userId },
       format: 'JSONEachRow',
@@ -56,15 +56,15 @@ describe('through serverless offline over HTTP', () => {
   });
 
   it('sends a poison record to the dead-letter topic with its reason (the bundled writer produces)', async () => {
-    const env = stackEnv();
+    const { env } = pipeline;
     const marker = randomUUID();
     const brokers = env.KAFKA_BROKERS!.split(',');
     const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING });
-    const producer = kafka.producer({ idempotent: false });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
-    await producer.send({ topic: env.KAFKA_TOPIC || 'ugc.events', messages: [{ key: marker, value: JSON.stringify({ type: 'teleport', marker }) }] });
+    await producer.send({ topic: env.KAFKA_TOPIC!, messages: [{ key: marker, value: JSON.stringify({ type: 'teleport', marker }) }] });
     await producer.disconnect();
-    const [dead] = await readTopic(brokers, env.KAFKA_DLQ_TOPIC || 'ugc.events.dlq', 1,
+    const [dead] = await readTopic(brokers, env.KAFKA_DLQ_TOPIC!, 1,
       { timeoutMs: 30_000, match: (m) => String(m.value).includes(marker) });
     expect(String(dead!.headers?.['dlq-reason'])).toMatch(/^invalid event: type must be one of film_progress/);
   });

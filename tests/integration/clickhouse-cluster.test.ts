@@ -1,13 +1,15 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterDdlError, toClusterStatements } from '../../clickhouse/cluster.ts';
+import { ClusterDdlError, localSuffix, toClusterStatements } from '../../clickhouse/cluster.ts';
 import { readMigrations, type Migration } from '../../clickhouse/migrate.ts';
 import { createClickHouse } from '../../shared/clickhouse.ts';
-import { stackEnv } from '../setup/context.ts';
+import { stackEnv, uniqueName } from '../setup/context.ts';
 
 // No cluster runs here (no Docker, no Keeper): the cluster form of every migration is checked by
 // ClickHouse's own parser (formatQuery on the embedded engine) and for the shape a 2-shard ×
-// 2-replica cluster needs. The compose file's cluster profile runs it for real.
+// 2-replica cluster needs, and its DDL is run on the embedded engine with single-node stand-ins
+// for what needs a cluster, to see which columns each table ends with. The compose file's cluster
+// profile runs it for real.
 const cluster = 'ugc_cluster';
 let client: ClickHouseClient;
 let migrations: Migration[];
@@ -59,6 +61,10 @@ describe('the cluster form of the migrations (CLICKHOUSE_CLUSTER)', () => {
     expect(distributed('events')).toContain(`ENGINE = Distributed(${cluster}, currentDatabase(), events_local, cityHash64(user_id))`);
     expect(distributed('film_progress_latest')).toContain('cityHash64(user_id)');
     expect(distributed('film_daily_stats')).toContain('cityHash64(film_id)');
+    // A viewer's reviews and likes replace each other on one shard: sharded by viewer.
+    expect(local('film_reviews_latest')).toMatch(/ReplicatedReplacingMergeTree\('[^']+film_reviews_latest_local', '\{replica\}', occurred_at\)/);
+    expect(distributed('film_reviews_latest')).toContain('cityHash64(user_id)');
+    expect(distributed('film_likes_latest')).toContain('cityHash64(user_id)');
   });
 
   it('feeds each shard’s views from its local rows, and reads analyst views through the Distributed tables', async () => {
@@ -78,9 +84,55 @@ describe('the cluster form of the migrations (CLICKHOUSE_CLUSTER)', () => {
     expect(windows.map((s) => s.split(' ')[2])).toEqual(['film_daily_stats_local', 'film_progress_latest_local']);
     for (const alter of windows) expect(alter).toMatch(new RegExp(`ON CLUSTER ${cluster}[\\s\\S]*MODIFY SETTING replicated_deduplication_window = 10000`));
     // Migration 006's per-viewer projection is built in every shard's stored rows.
+    // Migration 007's new columns go to the local tables and to the Distributed table.
+    const added = formatted.filter((s) => s.startsWith('ALTER TABLE') && s.includes('ADD COLUMN'));
+    expect(added.map((s) => s.split(' ')[2])).toEqual(['events_local', 'events']);
     const projection = formatted.filter((s) => s.includes('PROJECTION'));
     expect(projection.length).toBe(2);
     for (const alter of projection) expect(alter).toMatch(new RegExp(`^ALTER TABLE events_local ON CLUSTER ${cluster}`));
+  });
+
+  it('gives a new column to both the local and the Distributed table: both have the same columns after every migration', async () => {
+    // The DDL as a single node can run it: no ON CLUSTER (no Keeper), the plain engine under each
+    // Replicated one, and for each Distributed table a Merge table over its local table, which,
+    // like Distributed, copies the columns when it is created and changes only with its own ALTER.
+    // Backfills change no columns: left out.
+    const standIn = (sql: string) => sql.replace(` ON CLUSTER ${cluster}`, '')
+      .replace(/Replicated(\w*)MergeTree\('[^']*', '\{replica\}'(?:, )?/, '$1MergeTree(')
+      .replace(/\breplicated_deduplication_window\b/g, 'non_replicated_deduplication_window')
+      .replace(/ENGINE = Distributed\(\w+, currentDatabase\(\), (\w+), .*\)$/, "ENGINE = Merge(currentDatabase(), '^$1$$')");
+    const database = uniqueName('cluster_columns');
+    await client.command({ query: `CREATE DATABASE ${database}` });
+    const columnsOf = async () => {
+      const rows = await (await client.query({
+        query: `SELECT table, name, type, default_kind, default_expression FROM system.columns WHERE database = {d:String} ORDER BY table, position`,
+        query_params: { d: database }, format: 'JSONEachRow' })).json<{ table: string; name: string; type: string; default_kind: string; default_expression: string }>();
+      const tables = new Map<string, string[]>();
+      for (const r of rows) tables.set(r.table, [...(tables.get(r.table) ?? []), `${r.name} ${r.type} ${r.default_kind} ${r.default_expression}`.trim()]);
+      return tables;
+    };
+    const changedColumns: string[] = [];
+    let previous = new Map<string, string[]>();
+    try {
+      for (const migration of migrations) {
+        for (const statement of migration.statements.flatMap((s) => toClusterStatements(s, cluster))) {
+          if (!statement.startsWith('INSERT')) await client.command({ query: standIn(statement), clickhouse_settings: { database } });
+        }
+        const tables = await columnsOf();
+        const pairs = [...tables.keys()].filter((t) => t.endsWith(localSuffix) && tables.has(t.slice(0, -localSuffix.length)));
+        expect(pairs.length, migration.version).toBeGreaterThan(0);
+        for (const local of pairs) {
+          const distributed = local.slice(0, -localSuffix.length);
+          expect(tables.get(distributed), `${distributed} and ${local} after ${migration.version}`).toEqual(tables.get(local));
+          if (previous.has(local) && JSON.stringify(previous.get(local)) !== JSON.stringify(tables.get(local))) changedColumns.push(`${migration.version}: ${distributed}`);
+        }
+        previous = tables;
+      }
+    } finally {
+      await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+    }
+    // The check saw columns added to an existing table (migration 007's review and like fields).
+    expect(changedColumns).toContain('007_reviews_likes: events');
   });
 
   it('refuses a statement it has no cluster form for, rather than passing single-node DDL through', () => {
@@ -88,5 +140,7 @@ describe('the cluster form of the migrations (CLICKHOUSE_CLUSTER)', () => {
     expect(() => toClusterStatements('CREATE TABLE IF NOT EXISTS t (a UInt8) ENGINE = Log', cluster)).toThrow(ClusterDdlError);
     expect(() => toClusterStatements('CREATE TABLE IF NOT EXISTS t (a UInt8) ENGINE = MergeTree ORDER BY a', cluster)).toThrow(/no user_id or film_id/);
     expect(() => toClusterStatements('CREATE VIEW IF NOT EXISTS v AS SELECT 1', 'bad-name; DROP')).toThrow(/invalid cluster name/);
+    // A column change beside a settings change would reach the Distributed table with the setting, or not at all.
+    expect(() => toClusterStatements('ALTER TABLE events ADD COLUMN a UInt8, MODIFY SETTING x = 1', cluster)).toThrow(/mixing column changes/);
   });
 });

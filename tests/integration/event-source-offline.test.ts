@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AwsKafkaEvent } from '../../localstack/event-source/aws-kafka-event.ts';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../localstack/kafka/broker.ts';
-import { freePort } from '../../localstack/ports.ts';
+import { freePort, stackEnv, uniqueName } from '../setup/context.ts';
+import { testTopics, whileTopicUnknown } from '../setup/kafka.ts';
 
 const pluginDir = fileURLToPath(new URL('../../localstack/event-source', import.meta.url));
 const serverlessBin = fileURLToPath(new URL('../../node_modules/osls/bin/serverless.js', import.meta.url));
@@ -56,7 +56,7 @@ functions:
             saslScram512Auth: arn:aws:secretsmanager:eu-west-1:000000000000:secret:local
           bootstrapServers: ['kafka.example.invalid:9092']
           topic: \${env:KAFKA_TOPIC}
-          consumerGroupId: offline-kafka-group
+          consumerGroupId: \${env:KAFKA_TOPIC}-group
           maximumBatchingWindow: 0.2
           onFailureDestination: kafka://\${env:KAFKA_TOPIC}.dlq
 custom:
@@ -79,12 +79,14 @@ async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, 
 }
 
 describe('event source plugin under serverless offline', () => {
-  let broker: EmbeddedBroker;
+  let bootstrapServers: string;
+  let brokers: string[];
+  let topics: ReturnType<typeof testTopics>;
   let dir: string;
   let offline: ChildProcess;
   let output = '';
-  const mskTopic = 'offline-msk';
-  const kafkaTopic = 'offline-kafka';
+  const mskTopic = uniqueName('offline-msk');
+  const kafkaTopic = uniqueName('offline-kafka');
   const outFile = () => join(dir, 'events.jsonl');
 
   async function receivedEvents(): Promise<AwsKafkaEvent[]> {
@@ -96,14 +98,14 @@ describe('event source plugin under serverless offline', () => {
   }
 
   beforeAll(async () => {
-    broker = await startEmbeddedBroker({
-      brokers: 1,
-      topics: [
-        { name: mskTopic, partitions: 2 },
-        { name: kafkaTopic, partitions: 1 },
-        { name: `${kafkaTopic}.dlq`, partitions: 1 },
-      ],
-    });
+    bootstrapServers = stackEnv().KAFKA_BROKERS!;
+    brokers = bootstrapServers.split(',');
+    topics = testTopics(brokers);
+    await topics.create(
+      { name: mskTopic, partitions: 2 },
+      { name: kafkaTopic, partitions: 1 },
+      { name: `${kafkaTopic}.dlq`, partitions: 1 },
+    );
     dir = await mkdtemp(join(tmpdir(), 'esm-offline-'));
     await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'esm-offline', private: true, type: 'module' }));
     await writeFile(join(dir, 'handler.js'), handlerSource);
@@ -115,7 +117,7 @@ describe('event source plugin under serverless offline', () => {
       cwd: dir,
       env: {
         ...process.env,
-        KAFKA_BROKERS: broker.bootstrapServers,
+        KAFKA_BROKERS: bootstrapServers,
         OUT_FILE: outFile(),
         MSK_TOPIC: mskTopic,
         KAFKA_TOPIC: kafkaTopic,
@@ -142,13 +144,13 @@ describe('event source plugin under serverless offline', () => {
       offline.kill('SIGINT');
       await exited;
     }
-    await broker?.stop();
+    await topics?.drop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('invokes each function through the Lambda API with AWS-shaped msk and kafka events', async () => {
-    const kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
-    const producer = kafka.producer({ idempotent: false });
+    const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     await producer.send({ topic: mskTopic, messages: [{ key: 'user-1', value: 'to-msk', headers: { h: 'v' }, partition: 1 }] });
     await producer.send({ topic: kafkaTopic, messages: [{ value: 'to-kafka' }] });
@@ -166,7 +168,7 @@ describe('event source plugin under serverless offline', () => {
     const selfManaged = events.find((e) => e.eventSource === 'SelfManagedKafka');
     expect(msk).toMatchObject({
       eventSourceArn: 'arn:aws:kafka:eu-west-1:000000000000:cluster/local/00000000-0000-0000-0000-000000000000-1',
-      bootstrapServers: broker.bootstrapServers,
+      bootstrapServers,
       records: {
         [`${mskTopic}-1`]: [
           {
@@ -187,8 +189,8 @@ describe('event source plugin under serverless offline', () => {
   });
 
   it('retries a failing function, then sends the record to the kafka:// on-failure topic', async () => {
-    const kafka = new Kafka({ brokers: broker.brokers, logLevel: logLevel.NOTHING });
-    const producer = kafka.producer({ idempotent: false });
+    const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     await producer.send({ topic: kafkaTopic, messages: [{ value: 'poison' }] });
     await producer.disconnect();
@@ -196,7 +198,7 @@ describe('event source plugin under serverless offline', () => {
     const dead: KafkaMessage[] = [];
     const consumer = kafka.consumer({ groupId: `dlq-reader-${Date.now()}`, sessionTimeout: 6000, heartbeatInterval: 1000, maxWaitTimeInMs: 200 });
     await consumer.connect();
-    await consumer.subscribe({ topic: `${kafkaTopic}.dlq`, fromBeginning: true });
+    await whileTopicUnknown(() => consumer.subscribe({ topic: `${kafkaTopic}.dlq`, fromBeginning: true }));
     await consumer.run({ eachMessage: async ({ message }) => void dead.push(message) });
     try {
       await until(async () => (dead.length >= 1 ? true : undefined), 20_000, 'the dead-lettered record');

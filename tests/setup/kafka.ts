@@ -1,7 +1,41 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
+import { ensureTopics, type TopicSpec } from '../../scripts/topics.ts';
+import { whileTopicUnknown } from '../../shared/kafka-topic-wait.ts';
 
-// Consumer settings the mock cluster needs for fast group joins (see DESIGN.md).
+export { productTopicConfigs } from '../../scripts/topics.ts';
+export { whileTopicUnknown };
+
+/**
+ * Topics of one test file on a shared cluster, created through the admin API as the product's are
+ * (scripts/topics.ts, which waits for their leaders); drop() deletes them, so a run leaves nothing
+ * behind on a long-lived cluster.
+ */
+export function testTopics(brokers: string[]) {
+  const kafka = new Kafka({ clientId: 'test-topics', brokers, logLevel: logLevel.NOTHING });
+  const created = new Set<string>();
+  return {
+    async create(...topics: TopicSpec[]): Promise<void> {
+      await ensureTopics(kafka, topics);
+      for (const t of topics) created.add(t.name);
+    },
+    async drop(): Promise<void> {
+      if (created.size === 0) return;
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        await admin.deleteTopics({ topics: [...created] });
+        created.clear();
+      } finally {
+        await admin.disconnect();
+      }
+    },
+  };
+}
+
+// Real Kafka benefits too: a member learns of a rebalance at its next heartbeat, so 1 s heartbeats
+// (in the brokers' minimum 6 s session) let the many short-lived test groups settle quickly, and a
+// short fetch wait hands over records sooner.
 export const consumerTimings = { sessionTimeout: 6000, heartbeatInterval: 1000, maxWaitTimeInMs: 500 };
 
 export type ReadMessage = KafkaMessage & { partition: number };
@@ -20,7 +54,7 @@ export async function readTopic(
   const received: ReadMessage[] = [];
   await consumer.connect();
   try {
-    await consumer.subscribe({ topic, fromBeginning: true });
+    await whileTopicUnknown(() => consumer.subscribe({ topic, fromBeginning: true }));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`read ${received.length} of ${count} messages from ${topic}`)), timeoutMs);
       consumer.run({

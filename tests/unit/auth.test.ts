@@ -42,6 +42,34 @@ describe('viewer token verification', () => {
   });
 });
 
+describe('numeric user ids', () => {
+  const signClaims = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' })
+    .setIssuer('auth').setAudience('ugc').setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+  const byClaim = createViewerVerifier({ JWT_SECRET: secret, JWT_USER_CLAIM: 'uid', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 0, JWT_ISSUER: 'auth', JWT_AUDIENCE: 'ugc' });
+
+  it('takes an integer sub (and an integer JWT_USER_CLAIM) as its decimal string', async () => {
+    await expect(verify(`Bearer ${await signClaims({ sub: 12345 })}`)).resolves.toMatchObject({ userId: '12345' });
+    await expect(verify(`Bearer ${await signClaims({ sub: 0 })}`)).resolves.toMatchObject({ userId: '0' });
+    await expect(byClaim(`Bearer ${await signClaims({ uid: 9007199254740991 })}`)).resolves.toMatchObject({ userId: '9007199254740991' });
+    await expect(byClaim(`Bearer ${await signClaims({ uid: 'u-1' })}`)).resolves.toMatchObject({ userId: 'u-1' });
+  });
+
+  it('says the claim must be a string or an integer, never "has no sub claim", for a sub it cannot use', async () => {
+    for (const sub of [1.5, 2 ** 53 + 2, true, { id: 1 }, [1], '']) {
+      const error = await rejection(`Bearer ${await signClaims({ sub })}`);
+      expect(error, JSON.stringify(sub)).toMatchObject({ statusCode: 401, code: 'invalid_token', message: "the token's sub claim must be a non-empty string or an integer" });
+    }
+    const error = await byClaim(`Bearer ${await signClaims({ uid: 1.25, sub: 'x' })}`).catch((e: unknown) => e);
+    expect(error).toMatchObject({ statusCode: 401, message: "the token's uid claim must be a non-empty string or an integer" });
+  });
+
+  it('says "has no sub claim" only when there is none', async () => {
+    expect(await rejection(`Bearer ${await signClaims({})}`)).toMatchObject({ statusCode: 401, message: 'the token has no sub claim' });
+    const error = await byClaim(`Bearer ${await signClaims({ sub: 'x' })}`).catch((e: unknown) => e);
+    expect(error).toMatchObject({ statusCode: 401, message: 'the token has no uid claim' });
+  });
+});
+
 describe('viewer token verification with a JWKS URL (RS256/ES256)', async () => {
   const { createServer } = await import('node:http');
   const { exportJWK, exportSPKI, generateKeyPair } = await import('jose');

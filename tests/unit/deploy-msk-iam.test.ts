@@ -1,6 +1,9 @@
 import type { AuthenticationProviderArgs } from 'kafkajs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { kafkaSasl, mskIamTokenProvider } from '../../shared/kafka.ts';
+import { kafkaEnv, loadConfig } from '../../shared/config.ts';
+import { kafkaAuthEnv, kafkaSasl, mskIamTokenProvider } from '../../shared/kafka.ts';
+
+const kafkaSettings = (env: Record<string, string>) => loadConfig({ ...kafkaEnv, ...kafkaAuthEnv }, env);
 
 // Static test credentials (AWS's documentation example keys): the signer needs no network with them.
 const credentials = async () => ({ accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' });
@@ -43,8 +46,8 @@ describe('MSK IAM authentication (SASL/OAUTHBEARER, aws-msk-iam-sasl-signer-js)'
     expect(decodeToken(value).searchParams.get('X-Amz-Security-Token')).toBe('session-token-from-the-role');
   });
 
-  it('is what kafkajs gets for KAFKA_SASL_MECHANISM=aws-msk-iam; no SASL without a mechanism (embedded broker)', async () => {
-    const base = { KAFKA_BROKERS: ['b-1:9098'], KAFKA_CLIENT_ID: 'test', KAFKA_IDEMPOTENT: true, KAFKA_SSL: false, AWS_REGION: 'eu-west-1' };
+  it('is what kafkajs gets for KAFKA_SASL_MECHANISM=aws-msk-iam; no SASL without a mechanism (the embedded Kafka, compose)', async () => {
+    const base = kafkaSettings({ KAFKA_BROKERS: 'b-1:9098', AWS_REGION: 'eu-west-1' });
     expect(kafkaSasl(base)).toBeUndefined();
     const sasl = kafkaSasl({ ...base, KAFKA_SASL_MECHANISM: 'aws-msk-iam' }, { credentials });
     expect(sasl).toMatchObject({ mechanism: 'oauthbearer' });
@@ -57,7 +60,7 @@ describe('SASL/SCRAM-SHA-512 with credentials from Secrets Manager', () => {
   it('reads the secret when a connection authenticates and starts the SCRAM exchange with its username', async () => {
     const readScram = vi.fn(async () => ({ username: 'ugc-writer', password: 'scram-password' }));
     const sasl = kafkaSasl(
-      { KAFKA_BROKERS: ['b-1:9096'], KAFKA_CLIENT_ID: 'test', KAFKA_IDEMPOTENT: true, KAFKA_SSL: false, KAFKA_SASL_MECHANISM: 'scram-sha-512' },
+      kafkaSettings({ KAFKA_BROKERS: 'b-1:9096', KAFKA_SASL_MECHANISM: 'scram-sha-512' }),
       { readScram },
     ) as { mechanism: string; authenticationProvider: (args: AuthenticationProviderArgs) => { authenticate(): Promise<void> } };
     expect(sasl.mechanism).toBe('scram-sha-512');
@@ -78,7 +81,7 @@ describe('SASL/SCRAM-SHA-512 with credentials from Secrets Manager', () => {
   });
 
   it('needs the secret ARN', () => {
-    expect(() => kafkaSasl({ KAFKA_BROKERS: ['b'], KAFKA_CLIENT_ID: 't', KAFKA_IDEMPOTENT: true, KAFKA_SSL: false, KAFKA_SASL_MECHANISM: 'scram-sha-512' }))
+    expect(() => kafkaSasl(kafkaSettings({ KAFKA_BROKERS: 'b', KAFKA_SASL_MECHANISM: 'scram-sha-512' })))
       .toThrow(/KAFKA_SASL_SECRET_ARN/);
   });
 });

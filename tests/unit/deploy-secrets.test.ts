@@ -2,12 +2,15 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { describe, expect, it, vi } from 'vitest';
 import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
-import { awsSecretStores, rereadWhenRejected, SecretError, secretReader, type SecretStores } from '../../shared/secrets.ts';
+import { loadConfig } from '../../shared/config.ts';
+import { awsSecretStores, rereadWhenRejected, SecretError, secretReader, secretsEnv, type SecretStores } from '../../shared/secrets.ts';
 import { signDevToken } from '../../localstack/dev-token.ts';
 
 const issuer = 'https://auth.cinema.example.com';
 const audience = 'ugc-ingest';
-const settings = { JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 10, JWT_ISSUER: issuer, JWT_AUDIENCE: audience };
+const settings = { JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 10, JWT_ISSUER: issuer, JWT_AUDIENCE: audience, SECRETS_MAX_AGE_S: 900 };
+// SECRETS_MAX_AGE_S's one default, from its schema.
+const { SECRETS_MAX_AGE_S: defaultMaxAgeS } = loadConfig(secretsEnv, {});
 
 function stubStores(values: { ssm?: Record<string, string>; secrets?: Record<string, string> }) {
   const ssm = vi.fn(async (name: string) => { const v = values.ssm?.[name]; if (v === undefined) throw new Error('ParameterNotFound'); return v; });
@@ -18,7 +21,7 @@ function stubStores(values: { ssm?: Record<string, string>; secrets?: Record<str
 describe('secrets: plain offline, from SSM or Secrets Manager when deployed', () => {
   it('uses the plain value when no store is named (offline, tests), without touching AWS', async () => {
     const { stores, ssm, secretsManager } = stubStores({});
-    expect(await secretReader({ name: 'JWT_SECRET', value: 'plain' }, { stores })()).toBe('plain');
+    expect(await secretReader({ name: 'JWT_SECRET', value: 'plain' }, { stores, maxAgeS: defaultMaxAgeS })()).toBe('plain');
     expect(ssm).not.toHaveBeenCalled();
     expect(secretsManager).not.toHaveBeenCalled();
   });
@@ -27,19 +30,19 @@ describe('secrets: plain offline, from SSM or Secrets Manager when deployed', ()
     const { stores, ssm, secretsManager } = stubStores({ ssm: { '/ugc/jwt': 'from-ssm' }, secrets: { 'arn:sm:ch': 'from-secrets-manager' } });
     expect(await secretReader({ name: 'JWT_SECRET', parameterName: '/ugc/jwt' }, { stores, maxAgeS: 600 })()).toBe('from-ssm');
     expect(ssm).toHaveBeenCalledWith('/ugc/jwt', { maxAge: 600, decrypt: true });
-    expect(await secretReader({ name: 'CLICKHOUSE_PASSWORD', secretId: 'arn:sm:ch' }, { stores })()).toBe('from-secrets-manager');
+    expect(await secretReader({ name: 'CLICKHOUSE_PASSWORD', secretId: 'arn:sm:ch' }, { stores, maxAgeS: defaultMaxAgeS })()).toBe('from-secrets-manager');
     expect(secretsManager).toHaveBeenCalledWith('arn:sm:ch', { maxAge: 900 });
   });
 
   it('refuses two sources for one secret, naming the variables', () => {
-    expect(() => secretReader({ name: 'JWT_SECRET', value: 'plain', parameterName: '/ugc/jwt' }))
+    expect(() => secretReader({ name: 'JWT_SECRET', value: 'plain', parameterName: '/ugc/jwt' }, { maxAgeS: defaultMaxAgeS }))
       .toThrow('JWT_SECRET: set only one of JWT_SECRET, JWT_SECRET_PARAMETER, JWT_SECRET_SECRET_ARN');
   });
 
   it('wraps a store failure without the value, and retries on the next call', async () => {
     const values: Record<string, string> = {};
     const { stores, ssm } = stubStores({ ssm: values });
-    const read = secretReader({ name: 'JWT_SECRET', parameterName: '/ugc/jwt' }, { stores });
+    const read = secretReader({ name: 'JWT_SECRET', parameterName: '/ugc/jwt' }, { stores, maxAgeS: defaultMaxAgeS });
     await expect(read()).rejects.toThrow(new SecretError('JWT_SECRET could not be read from SSM'));
     values['/ugc/jwt'] = 'now-there';
     expect(await read()).toBe('now-there');

@@ -8,11 +8,6 @@ import {
   toAwsKafkaRecord,
 } from '../../localstack/event-source/aws-kafka-event.ts';
 import { eventSourceDeadLetterHeaders as h, toEventSourceDeadLetter } from '../../localstack/event-source/dead-letter.ts';
-import {
-  describeError,
-  effectiveRetryLimit,
-  retryDelayMs,
-} from '../../localstack/event-source/kafka-event-source.ts';
 
 const awsSample = JSON.parse(readFileSync(new URL('../fixtures/aws-msk-event.json', import.meta.url), 'utf8')) as {
   eventSourceArn: string;
@@ -127,27 +122,6 @@ describe('AWS Kafka event envelope', () => {
   it('measures a record as its JSON size plus a separator', () => {
     const record = rec('t', 0, 1);
     expect(recordJsonBytes(record)).toBe(JSON.stringify(record).length + 1);
-  });
-});
-
-describe('retries', () => {
-  it('backs off exponentially up to the cap', () => {
-    const backoff = { initialMs: 100, maxMs: 1000, multiplier: 2 };
-    expect([0, 1, 2, 3, 4, 10].map((n) => retryDelayMs(n, backoff))).toEqual([100, 200, 400, 800, 1000, 1000]);
-  });
-
-  it('caps infinite retries at 10 when an on-failure destination is set, as AWS does', () => {
-    expect(effectiveRetryLimit(-1, true)).toBe(10);
-    expect(effectiveRetryLimit(-1, false)).toBe(-1);
-    expect(effectiveRetryLimit(3, true)).toBe(3);
-    expect(effectiveRetryLimit(0, false)).toBe(0);
-  });
-
-  it('takes errorType from a Lambda function error', () => {
-    const error = Object.assign(new Error('boom'), { errorType: 'ClickHouseError' });
-    expect(describeError(error)).toEqual({ errorType: 'ClickHouseError', errorMessage: 'boom' });
-    expect(describeError(new TypeError('bad'))).toEqual({ errorType: 'TypeError', errorMessage: 'bad' });
-    expect(describeError('text')).toEqual({ errorType: 'Error', errorMessage: 'text' });
   });
 });
 

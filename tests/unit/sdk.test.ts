@@ -1,18 +1,28 @@
+import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createTracker, type FetchLike, type QueuedEvent, type TrackerOptions } from '../../sdk/src/index.ts';
 import { clientEvent } from '../../shared/events.ts';
 
 type Reply = number | 'network' | { status: number; body?: unknown; headers?: Record<string, string> };
-interface Call { status: number | 'network'; url: string; method: string; headers: Record<string, string>; body?: string; keepalive?: boolean; events: QueuedEvent[] }
+interface Call { status: number | 'network'; url: string; method: string; headers: Record<string, string>; body?: string; keepalive?: boolean; events: QueuedEvent[]; token?: string }
+
+/** A request's body as text (inflated if gzipped), its events and, in the unload form, its token. */
+function bodyOf(init: Parameters<FetchLike>[1]): { body: string | undefined; events: QueuedEvent[]; token?: string } {
+  if (init.body === undefined) return { body: undefined, events: [] };
+  const body = typeof init.body === 'string' ? init.body : gunzipSync(init.body).toString('utf8');
+  const { events, token } = JSON.parse(body) as { events: QueuedEvent[]; token?: string };
+  return { body, events, ...(token === undefined ? {} : { token }) };
+}
 
 /** A fake fetch: answers from a script (then 202 for everything), records every request. */
 function fakeFetch(script: Reply[] = []) {
   const calls: Call[] = [];
   const fetch: FetchLike = async (url, init) => {
-    const events = init.body ? (JSON.parse(init.body) as { events: QueuedEvent[] }).events : [];
+    const parsed = bodyOf(init);
+    const { events } = parsed;
     const reply = script.shift() ?? 202;
-    calls.push({ status: typeof reply === 'object' ? reply.status : reply, url, ...init, events });
+    calls.push({ status: typeof reply === 'object' ? reply.status : reply, url, ...init, ...parsed });
     if (reply === 'network') throw new TypeError('Failed to fetch');
     const { status, body, headers = {} } = typeof reply === 'number' ? { status: reply, body: undefined } : reply;
     const answer = body ?? (status === 202 ? { accepted: events.length, rejected: [] } : { code: 'x', message: 'x' });
@@ -22,7 +32,7 @@ function fakeFetch(script: Reply[] = []) {
 }
 
 function tracker(options: Partial<TrackerOptions> & { fetch: FetchLike }) {
-  return createTracker({ endpoint: 'https://api.test/', getToken: () => 'token-1', random: () => 0, ...options });
+  return createTracker({ endpoint: 'https://api.test/', getToken: () => 'token-1', random: () => 0, gzip: false, storage: null, ...options });
 }
 
 /**
@@ -34,14 +44,15 @@ function pendingFetch() {
   const waiting: (() => void)[] = [];
   let keepaliveInFlight = 0;
   const fetch: FetchLike = (url, init) => {
-    const events = (JSON.parse(init.body!) as { events: QueuedEvent[] }).events;
-    const size = init.keepalive ? new TextEncoder().encode(init.body!).length : 0;
+    const parsed = bodyOf(init);
+    const { events } = parsed;
+    const size = init.keepalive ? new TextEncoder().encode(parsed.body!).length : 0;
     if (keepaliveInFlight + size > 65_536) {
-      calls.push({ status: 'network', url, ...init, events });
+      calls.push({ status: 'network', url, ...init, ...parsed });
       return Promise.reject(new TypeError('Failed to fetch'));
     }
     keepaliveInFlight += size;
-    calls.push({ status: 202, url, ...init, events });
+    calls.push({ status: 202, url, ...init, ...parsed });
     return new Promise((resolve) => waiting.push(() => {
       keepaliveInFlight -= size;
       resolve({ status: 202, headers: { get: () => null }, json: async () => ({ accepted: events.length, rejected: [] }) });
@@ -267,7 +278,7 @@ describe('sdk: page hide', () => {
     t.progress('f', 42);
     window.dispatchEvent(new Event('pagehide'));
     expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatchObject({ keepalive: true, headers: { authorization: 'Bearer early' } });
+    expect(calls[0]).toMatchObject({ keepalive: true, token: 'early', headers: { 'content-type': 'text/plain' } });
     expect(getToken).toHaveBeenCalledTimes(1);
   });
 
@@ -357,6 +368,141 @@ describe('sdk: page hide', () => {
   });
 });
 
+describe('sdk: the unload form (no preflight)', () => {
+  it('sends page-hide batches as fetch keepalive, text/plain with the token in the body and no Authorization header', async () => {
+    const { fetch, calls } = fakeFetch();
+    const window = new EventTarget();
+    const t = tracker({ fetch, window, unload: 'fetch', flushIntervalMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    t.progress('f', 7);
+    window.dispatchEvent(new Event('pagehide'));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ url: 'https://api.test/v1/events', method: 'POST', keepalive: true, token: 'token-1' });
+    // CORS-simple: no header beyond a safelisted Content-Type.
+    expect(calls[0]!.headers).toEqual({ 'content-type': 'text/plain' });
+    expect(calls[0]!.events.map((e) => e.type)).toEqual(['film_progress']);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.stats()).toMatchObject({ sent: 1, queued: 0 });
+  });
+
+  it('with a beacon, hands each chunk to sendBeacon once and never also to fetch; what sendBeacon refuses goes as an ordinary request', async () => {
+    const { fetch, calls } = fakeFetch();
+    const beacons: { url: string; body: string }[] = [];
+    let accept = true;
+    const sendBeacon = (url: string, body: string) => { if (accept) beacons.push({ url, body }); return accept; };
+    const window = new EventTarget();
+    const t = tracker({ fetch, window, sendBeacon, flushIntervalMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    t.progress('f', 1);
+    t.track('click', { url: '/watch', element: 'close' });
+    window.dispatchEvent(new Event('pagehide'));
+    expect(calls).toHaveLength(0);
+    expect(beacons).toHaveLength(1);
+    expect(beacons[0]!.url).toBe('https://api.test/v1/events');
+    const body = JSON.parse(beacons[0]!.body) as { token: string; events: QueuedEvent[] };
+    expect(body.token).toBe('token-1');
+    expect(body.events.map((e) => e.type)).toEqual(['film_progress', 'click']);
+    expect(t.stats()).toMatchObject({ beaconed: 2, queued: 0 });
+    accept = false;
+    t.progress('f', 2);
+    window.dispatchEvent(new Event('pagehide'));
+    expect(beacons).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ headers: { authorization: 'Bearer token-1' } });
+    expect(calls[0]!.keepalive).toBeUndefined();
+    expect(t.stats()).toMatchObject({ beaconed: 2, sent: 1, queued: 0 });
+  });
+
+  it('when the token in the body has expired (401), sends the batch again as an ordinary request with a new token', async () => {
+    const { fetch, calls } = fakeFetch([401]);
+    const window = new EventTarget();
+    let n = 0;
+    const t = tracker({ fetch, window, unload: 'fetch', getToken: () => `token-${++n}`, flushIntervalMs: 60_000, retryBaseMs: 10 });
+    await vi.advanceTimersByTimeAsync(0);
+    t.progress('f', 3);
+    window.dispatchEvent(new Event('pagehide'));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(calls.map((c) => [c.status, c.token ?? c.headers.authorization])).toEqual([[401, 'token-1'], [202, 'Bearer token-2']]);
+    expect(calls[1]!.events[0]!.event_id).toBe(calls[0]!.events[0]!.event_id);
+    expect(t.stats()).toMatchObject({ sent: 1, rejected: 0 });
+  });
+});
+
+describe('sdk: gzip', () => {
+  it('gzips ordinary batches with CompressionStream and says so in Content-Encoding', async () => {
+    vi.useRealTimers();
+    const { fetch, calls } = fakeFetch();
+    const t = tracker({ fetch, gzip: true, batchSize: 100, flushIntervalMs: 60_000 });
+    for (let i = 0; i < 100; i++) t.progress('tt0111161', i, 8520);
+    await t.flush();
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.headers).toMatchObject({ 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    expect(calls[0]!.events).toHaveLength(100);
+    const wire = (calls[0] as unknown as { body: string }).body;
+    expect(wire).toContain('"events"');
+    expect(t.stats()).toMatchObject({ sent: 100 });
+  });
+});
+
+/** A localStorage stand-in. */
+function memoryStore() {
+  const map = new Map<string, string>();
+  return {
+    map,
+    getItem: (k: string) => map.get(k) ?? null, setItem: (k: string, v: string) => { map.set(k, v); }, removeItem: (k: string) => { map.delete(k); },
+    key: (i: number) => [...map.keys()][i] ?? null, get length() { return map.size; },
+  };
+}
+const jwtFor = (sub: string | number) => `h.${Buffer.from(JSON.stringify({ sub })).toString('base64url')}.s`;
+
+describe('sdk: read your own progress', () => {
+  const at = (iso: string) => ({ film_id: 'f', position_s: 4, duration_s: 600, updated_at: iso });
+  function readApi(answer: { status: number; body?: unknown }) {
+    const fetch: FetchLike = async (url) => ({ status: url.includes('/v1/events') ? 202 : answer.status, headers: { get: () => null }, json: async () => answer.body ?? { accepted: 1, rejected: [] } });
+    return fetch;
+  }
+
+  it('answers the position reported last in this browser while the server still has an older one, or none', async () => {
+    const storage = memoryStore();
+    const options = { storage, getToken: () => jwtFor('alice'), flushIntervalMs: 60_000 };
+    await vi.advanceTimersByTimeAsync(0);
+    const writer = tracker({ ...options, fetch: readApi({ status: 404 }) });
+    await vi.advanceTimersByTimeAsync(0);
+    writer.progress('f', 12.7, 600);
+    // A reload: a new tracker on the same storage, before the writer stored the position.
+    const reloaded = tracker({ ...options, fetch: readApi({ status: 200, body: at('2000-01-01T00:00:00.000Z') }) });
+    expect(await reloaded.filmProgress('f')).toMatchObject({ film_id: 'f', position_s: 12, duration_s: 600 });
+    expect(await tracker({ ...options, fetch: readApi({ status: 404 }) }).filmProgress('f')).toMatchObject({ position_s: 12 });
+    expect(await tracker({ ...options, fetch: readApi({ status: 503 }) }).filmProgress('f')).toMatchObject({ position_s: 12 });
+    expect(await tracker({ ...options, fetch: readApi({ status: 404 }) }).filmProgress('other')).toBeNull();
+    const recent = await tracker({ ...options, fetch: readApi({ status: 200, body: { items: [{ ...at('2000-01-01T00:00:00.000Z'), film_id: 'g' }, at('2000-01-01T00:00:00.000Z')] } }) }).recentFilms(5);
+    expect(recent.map((r) => [r.film_id, r.position_s])).toEqual([['f', 12], ['g', 4]]);
+  });
+
+  it('answers the server once it has a newer position (another device), and forgets its own', async () => {
+    const storage = memoryStore();
+    const options = { storage, getToken: () => jwtFor(12345), flushIntervalMs: 60_000 };
+    const writer = tracker({ ...options, fetch: readApi({ status: 404 }) });
+    await vi.advanceTimersByTimeAsync(0);
+    writer.progress('f', 12, 600);
+    expect([...storage.map.keys()]).toEqual(['ugc:progress:12345:f']);
+    const later = new Date(Date.now() + 60_000).toISOString();
+    expect(await tracker({ ...options, fetch: readApi({ status: 200, body: at(later) }) }).filmProgress('f')).toMatchObject({ position_s: 4, updated_at: later });
+    expect(storage.map.size).toBe(0);
+  });
+
+  it('keeps each viewer of one browser apart', async () => {
+    const storage = memoryStore();
+    const alice = tracker({ storage, fetch: readApi({ status: 404 }), getToken: () => jwtFor('alice'), flushIntervalMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    alice.progress('f', 30);
+    expect(await tracker({ storage, fetch: readApi({ status: 404 }), getToken: () => jwtFor('bob') }).filmProgress('f')).toBeNull();
+    expect(await tracker({ storage, fetch: readApi({ status: 200, body: { items: [] } }), getToken: () => jwtFor('bob') }).recentFilms()).toEqual([]);
+    expect(await tracker({ storage, fetch: readApi({ status: 404 }), getToken: () => jwtFor('alice') }).filmProgress('f')).toMatchObject({ position_s: 30 });
+  });
+});
+
 describe('sdk: reads', () => {
   it('reads a film position (null on 404) and the recent films through the read API', async () => {
     const calls: string[] = [];
@@ -388,7 +534,14 @@ describe('sdk: types from the event registry', () => {
     t.track('purchase', { amount: 1 });
     // @ts-expect-error action must be add or remove
     t.track('bookmark', { film_id: 'f', action: 'toggle' });
-    expect(t.stats().queued).toBe(5);
+    // Reviews and likes came with the registry, no SDK edit.
+    t.track('review', { film_id: 'f', review_text: 'نعم 🎬', score: 8 });
+    t.track('like', { film_id: 'f', reviewer_id: 'viewer-2', action: 'unlike' });
+    // @ts-expect-error a like is like or unlike, not a bookmark's add
+    t.track('like', { film_id: 'f', action: 'add' });
+    // @ts-expect-error a review needs its text
+    t.track('review', { film_id: 'f', score: 8 });
+    expect(t.stats().queued).toBe(9);
     t.destroy();
   });
 });

@@ -2,7 +2,10 @@ import type { MSKEvent, MSKRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { batchRecords, decodeBatch, decodeRecord } from '../../functions/writer/decode.ts';
 import { deadLetterSends, toDeadLetterMessage } from '../../functions/writer/dead-letter.ts';
-import { rowObject, toClickHouseRow } from '../../functions/writer/rows.ts';
+import { eventColumns, rowObject, toClickHouseRow } from '../../functions/writer/rows.ts';
+import { eventTypes, type AcceptedEvent } from '../../shared/events.ts';
+import { eventFieldColumns } from '../../shared/generated/event-columns.ts';
+import { registryExamples } from '../../shared/openapi.ts';
 
 const accepted = {
   type: 'film_rating', film_id: 'f1', score: 8, event_id: '0190b6b0-0000-7000-8000-000000000001', user_id: 'u1',
@@ -21,6 +24,22 @@ describe('writer decoding', () => {
     if (!decoded.ok) return;
     const row = rowObject(toClickHouseRow(decoded.event, decoded.position));
     expect(row).toMatchObject({ event_type: 'film_rating', score: 8, film_id: 'f1', position_s: null, url: null, kafka_offset: 7 });
+  });
+
+  it('puts every field of every registered type in its own column, and NULL in the others (each registry example)', () => {
+    expect(new Set(eventColumns).size).toBe(eventColumns.length);
+    const { type: _type, film_id: _film, score: _score, ...enrichment } = accepted;
+    for (const type of eventTypes) {
+      for (const example of registryExamples(type)) {
+        const event = { ...enrichment, ...example } as Record<string, unknown>;
+        const row = rowObject(toClickHouseRow(event as unknown as AcceptedEvent, { topic: 't', partition: 2, offset: 9 }));
+        for (const { field, column, time } of eventFieldColumns) {
+          const sent = event[field] as string | number | undefined;
+          expect(row[column], `${type}.${field}`).toEqual(sent === undefined ? null : time ? new Date(sent).toISOString() : sent);
+        }
+        expect(row).toMatchObject({ kafka_topic: 't', kafka_partition: 2, kafka_offset: 9 });
+      }
+    }
   });
 
   it('drops fields its type does not declare (a newer ingest\'s, another type\'s) before they reach a column', () => {
