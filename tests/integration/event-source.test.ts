@@ -15,8 +15,15 @@ import { readTopic, testTopics } from '../setup/kafka.ts';
 const awsSample = JSON.parse(readFileSync(new URL('../fixtures/aws-msk-event.json', import.meta.url), 'utf8')) as AwsKafkaEvent;
 const awsSampleRecord = Object.values(awsSample.records)[0]![0]!;
 
-// Set DEBUG_EVENT_SOURCE=1 to see the emulator's JSON log lines.
-const logger = process.env.DEBUG_EVENT_SOURCE ? jsonLineLogger('debug') : () => {};
+// The emulator's log lines (info and above) are kept, so a failed assertion can show what the
+// emulator saw (joins, reassignments, failed commits). DEBUG_EVENT_SOURCE=1 prints them all.
+const logLines: string[] = [];
+const logger = process.env.DEBUG_EVENT_SOURCE ? jsonLineLogger('debug') : jsonLineLogger('info', (line) => void logLines.push(line));
+/** The kept log lines of one consumer group, for an assertion's message. */
+const logOf = (group: string): string => `emulator log:\n${logLines.filter((l) => l.includes(`"groupId":"${group}"`)).join('\n')}`;
+/** Which partition and offsets each event held, for an assertion's message. */
+const deliveries = (events: AwsKafkaEvent[]): string =>
+  events.map((e, i) => `event ${i}: ${Object.entries(e.records).map(([tp, rs]) => `${tp}@${rs.map((r) => r.offset).join(',')}`).join(' ')}`).join('\n');
 
 /**
  * The structure of a JSON value: same keys, same value types, recursively. Arrays reduce to the
@@ -307,7 +314,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
     const fn = fakeFunction();
     await start({ topic, consumerGroupId: group, invoke: fn.invoke, batchSize: 5, maximumBatchingWindowSeconds: 0.5 });
     const records = await fn.waitForRecords(23);
-    expect(records).toHaveLength(23);
+    expect(records, `${deliveries(fn.events)}\n${logOf(group)}`).toHaveLength(23);
     for (const event of fn.events) expect(allRecords([event]).length).toBeLessThanOrEqual(5);
     // Records were all waiting: every event but the last is full.
     expect(fn.events.slice(0, -1).every((e) => allRecords([e]).length === 5)).toBe(true);
