@@ -1276,5 +1276,23 @@ export const patternNames = {
   "^(?:19[7-9]\\d|2[01]\\d\\d)-": "a time between the years 1970 and 2199",
   "^\\P{Cs}*$": "Unicode text without lone surrogates"
 };
-/** Each type's validator, by type: the writer looks a record's type up here. */
+/** Each type's validator, by type (its keys name the types these validators know). */
 export const validatorsByType = { film_progress: film_progress, film_rating: film_rating, bookmark: bookmark, page_view: page_view, click: click, search: search, review: review, like: like };
+/**
+ * The validator of the type an event value names; undefined for a value that is not an object or
+ * names no known type. A switch on string constants: no lookup object, no allocation per event.
+ */
+export function validatorFor(value) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  switch (value.type) {
+    case "film_progress": return film_progress;
+    case "film_rating": return film_rating;
+    case "bookmark": return bookmark;
+    case "page_view": return page_view;
+    case "click": return click;
+    case "search": return search;
+    case "review": return review;
+    case "like": return like;
+    default: return undefined;
+  }
+}
