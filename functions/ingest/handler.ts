@@ -62,14 +62,14 @@ const conflictingTokens = () => new HttpError(400, 'conflicting_tokens', 'send t
  */
 async function eventsRequest(event: APIGatewayProxyEventV2): Promise<{ viewer: Viewer; payload: unknown }> {
   const { authorization } = event.headers;
-  const contentEncoding = event.headers['content-encoding'];
-  if (!isPlainText(event.headers['content-type'])) {
-    const viewer = await verifyViewer(authorization);
-    const payload = readJsonBody(event.body, event.isBase64Encoded, event.headers['content-type'], limits, { contentEncoding });
-    if (takeBodyToken(payload).token !== undefined) throw conflictingTokens();
-    return { viewer, payload };
+  const unloadForm = isPlainText(event.headers['content-type']);
+  // The header form answers 401 for a bad token before it looks at the body.
+  const headerViewer = unloadForm ? undefined : await verifyViewer(authorization);
+  const { token, payload } = takeBodyToken(readJsonBody(event.body, event.isBase64Encoded, event.headers['content-type'], limits, { contentEncoding: event.headers['content-encoding'], allowPlainText: unloadForm }));
+  if (headerViewer) {
+    if (token !== undefined) throw conflictingTokens();
+    return { viewer: headerViewer, payload };
   }
-  const { token, payload } = takeBodyToken(readJsonBody(event.body, event.isBase64Encoded, event.headers['content-type'], limits, { contentEncoding, allowPlainText: true }));
   if (token !== undefined && authorization !== undefined) throw conflictingTokens();
   // text/plain is the unload form only: a header-token request says its JSON is application/json.
   if (token === undefined && authorization !== undefined) throw new HttpError(415, 'unsupported_media_type', 'Content-Type must be application/json; text/plain carries the token in the body');
