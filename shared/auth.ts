@@ -109,9 +109,8 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
     : keySource(settings);
   // jose imports a secret given as bytes into a CryptoKey on every call (about 100 us, most of
   // an uncached verification): import it once, on first use.
-  let importing: Promise<webcrypto.CryptoKey> | undefined;
-  let secretKey: webcrypto.CryptoKey | undefined;
-  const hmacKey = async (bytes: Uint8Array) => (secretKey ??= await (importing ??= crypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])));
+  let hmacKey: Promise<webcrypto.CryptoKey> | undefined;
+  const importHmacKey = (bytes: Uint8Array) => (hmacKey ??= crypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']));
   const verifyOptions = {
     algorithms: source.algorithms,
     issuer: settings.JWT_ISSUER,
@@ -125,7 +124,7 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
 
   async function verifyToken(token: string): Promise<Viewer> {
     const { payload } = source.key instanceof Uint8Array
-      ? await jwtVerify(token, secretKey ?? await hmacKey(source.key), verifyOptions)
+      ? await jwtVerify(token, await importHmacKey(source.key), verifyOptions)
       // Separate call: jose's overloads take a key or a key resolver, not their union.
       : await jwtVerify(token, source.key, verifyOptions);
     return { userId: userIdFromClaim(payload, settings.JWT_USER_CLAIM), claims: payload };

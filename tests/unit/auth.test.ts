@@ -1,5 +1,5 @@
 import { SignJWT, UnsecuredJWT } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
 
@@ -39,6 +39,23 @@ describe('viewer token verification', () => {
     expect((await rejection(`Bearer ${unsigned}`)).code).toBe('invalid_token');
     expect((await rejection('Bearer not.a.jwt')).code).toBe('invalid_token');
     expect((await rejection('Basic dXNlcjpwYXNz')).code).toBe('missing_token');
+  });
+});
+
+describe('the HS256 key', () => {
+  it('is imported once per verifier, also when its first tokens arrive together', async () => {
+    // Signed first: signing with the secret's bytes imports a key of its own.
+    const tokens = await Promise.all(['a', 'b', 'c', 'd'].map((sub) => sign((j) => j.setSubject(sub).setExpirationTime('5m'))));
+    const uncached = createViewerVerifier({ JWT_SECRET: secret, JWT_USER_CLAIM: 'sub', JWT_CLOCK_TOLERANCE_S: 5, JWT_CACHE_SIZE: 0, JWT_ISSUER: 'auth', JWT_AUDIENCE: 'ugc' });
+    const importKey = vi.spyOn(crypto.subtle, 'importKey');
+    try {
+      const viewers = await Promise.all(tokens.map((token) => uncached(`Bearer ${token}`)));
+      await uncached(`Bearer ${tokens[0]}`);
+      expect(viewers.map((v) => v.userId)).toEqual(['a', 'b', 'c', 'd']);
+      expect(importKey).toHaveBeenCalledTimes(1);
+    } finally {
+      importKey.mockRestore();
+    }
   });
 });
 
