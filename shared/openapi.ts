@@ -76,13 +76,15 @@ interface ErrorStatus { description: string; codes: string[] }
 // in tests/e2e/openapi.test.ts calls every route and checks each answer against this).
 const unauthorizedStatus = (codes: string[] = ['missing_token', 'invalid_token', 'token_expired']): ErrorStatus =>
   ({ description: 'No valid viewer token (see the WWW-Authenticate header)', codes });
-const ingestErrors: Record<number, ErrorStatus> = {
-  400: { description: 'The body or every event in it is invalid, or the request carries two tokens', codes: ['malformed_json', 'malformed_gzip', 'empty_body', 'no_events', 'invalid_events', 'invalid_event', 'no_valid_events', 'conflicting_tokens'] },
+const invalidBody: ErrorStatus = { description: 'The body or every event in it is invalid', codes: ['malformed_json', 'malformed_gzip', 'empty_body', 'no_events', 'invalid_events', 'invalid_event', 'no_valid_events'] };
+/** What a route that takes events answers; its 400 is the route's own (POST /v1/events adds conflicting_tokens). */
+const ingestErrors = (badRequest: ErrorStatus): Record<number, ErrorStatus> => ({
+  400: badRequest,
   401: unauthorizedStatus(),
   413: { description: 'Too large: body bytes (as sent, and inflated) or events per request', codes: ['payload_too_large', 'too_many_events'] },
   415: { description: 'Content-Type is not application/json (or text/plain, the unload form), or Content-Encoding is not gzip', codes: ['unsupported_media_type', 'unsupported_content_encoding'] },
   503: { description: 'Events could not be made durable (Kafka) or token keys could not be read; retry after Retry-After', codes: ['kafka_unavailable', 'auth_keys_unavailable'] },
-};
+});
 const readerUnavailable: ErrorStatus = { description: 'ClickHouse or the token keys could not be read; retry after Retry-After', codes: ['clickhouse_unavailable', 'auth_keys_unavailable'] };
 
 const header = (description: string, schema: JsonObject = { type: 'string' }) => ({ description, required: true, schema });
@@ -196,7 +198,10 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxPro
               'text/plain': { schema: ref('UnloadBatch'), example: { token: '<the viewer JWT>', events: [registryExamples('film_progress')[0]].filter(Boolean) } },
             },
           },
-          responses: { ...accepted, ...errorResponses(ingestErrors) },
+          responses: {
+            ...accepted,
+            ...errorResponses(ingestErrors({ description: `${invalidBody.description}, or the request carries two tokens`, codes: [...invalidBody.codes, 'conflicting_tokens'] })),
+          },
         },
       },
       '/v1/films/{film_id}/progress': {
@@ -206,10 +211,7 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxPro
           security: [{ viewerToken: [] }],
           parameters: [filmIdParameter, contentEncoding],
           requestBody: { required: true, content: { 'application/json': { schema: ref('FilmProgressBody'), examples: progressExamples } } },
-          responses: {
-            ...accepted,
-            ...errorResponses({ ...ingestErrors, 400: { ...ingestErrors[400]!, codes: ingestErrors[400]!.codes.filter((c) => c !== 'conflicting_tokens') } }),
-          },
+          responses: { ...accepted, ...errorResponses(ingestErrors(invalidBody)) },
         },
         get: {
           operationId: 'getFilmProgress',
