@@ -22,11 +22,18 @@ export function kafkaUnavailable(cause: unknown): HttpError {
 /** Runs `work`, given up at `ms`: the signal aborts then, so work still queued is not started. */
 function withDeadline<T>(work: (signal: AbortSignal) => Promise<T>, ms: number): Promise<T> {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Error(`no acknowledgement within ${ms} ms`)), ms);
-  const timeout = new Promise<never>((_, reject) => {
-    controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+  return new Promise<T>((resolve, reject) => {
+    // Work first, then the timer: work that throws at once leaves no timer behind. Its callbacks
+    // run later, when `timer` is set, and clear it: one timer per call, gone once the work settles.
+    work(controller.signal).then(
+      (value) => { clearTimeout(timer); resolve(value); },
+      (error: unknown) => { clearTimeout(timer); reject(error); },
+    );
+    const timer = setTimeout(() => {
+      controller.abort(new Error(`no acknowledgement within ${ms} ms`));
+      reject(controller.signal.reason);
+    }, ms);
   });
-  return Promise.race([work(controller.signal), timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { v7 as uuidv7, validate as validateUuid, version as uuidVersion } from 'uuid';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { filmProgressPayload, parseEvents, readJsonBody, takeBodyToken } from '../../functions/ingest/parse.ts';
 import { enrich, toKafkaMessage } from '../../functions/ingest/messages.ts';
@@ -203,6 +203,27 @@ describe('producing to Kafka', () => {
   it('answers 503 (retry later) when Kafka cannot be reached', async () => {
     await expect(failingWith(new KafkaJSConnectionError('Connection error: ECONNREFUSED'))([{ value: 'x' }], 1_000))
       .rejects.toMatchObject({ statusCode: 503, code: 'kafka_unavailable' });
+  });
+
+  it('gives up at the deadline with an aborted signal, and leaves no timer behind however the send ends', async () => {
+    vi.useFakeTimers();
+    try {
+      const signals: AbortSignal[] = [];
+      const outcomes = [async () => {}, async () => { throw new KafkaJSConnectionError('Connection error: ECONNRESET'); }, () => new Promise<void>(() => {})];
+      const sender = { send: (_record, options) => { signals.push(options!.signal!); return outcomes.shift()!(); }, disconnect: async () => {} } satisfies Sender;
+      const produce = createEventProducer(sender, 'ugc.events');
+      await produce([{ value: 'acknowledged' }], 1_000);
+      expect(vi.getTimerCount()).toBe(0);
+      await expect(produce([{ value: 'failed' }], 1_000)).rejects.toMatchObject({ statusCode: 503 });
+      expect(vi.getTimerCount()).toBe(0);
+      const hanging = produce([{ value: 'never acknowledged' }], 50).catch((error: unknown) => error);
+      await vi.advanceTimersByTimeAsync(50);
+      expect(await hanging).toMatchObject({ statusCode: 503, cause: new Error('no acknowledgement within 50 ms') });
+      expect(signals.map((s) => s.aborted)).toEqual([false, false, true]);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   /** Fake producers that record their requests, each outcome taken in turn: 'fail', 'hang' or ok. */
