@@ -144,9 +144,10 @@ describe('npm run redrive', () => {
     // runs a registry without it. The same writer code, with its compiled validators as they were.
     vi.resetModules();
     vi.doMock('../../shared/generated/accepted-event-validators.ts', async (importOriginal) => {
-      const original = await importOriginal<{ validatorsByType: Record<string, unknown> }>();
+      const original = await importOriginal<{ validatorsByType: Record<string, unknown>; validatorFor: (value: unknown) => unknown }>();
       const unknownSearch = Object.assign(() => false, { errors: [{ instancePath: '/type', keyword: 'const', message: 'is unknown to this writer', params: {} }] });
-      return { ...original, search: unknownSearch, validatorsByType: { ...original.validatorsByType, search: unknownSearch } };
+      const validatorFor = (value: unknown) => ((value as { type?: unknown } | null)?.type === 'search' ? unknownSearch : original.validatorFor(value));
+      return { ...original, search: unknownSearch, validatorsByType: { ...original.validatorsByType, search: unknownSearch }, validatorFor };
     });
     const { handler: oldWriter } = (await import('../../functions/writer/handler.ts')) as unknown as { handler: WriterHandler };
     vi.doUnmock('../../shared/generated/accepted-event-validators.ts');
