@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AwsKafkaEvent } from '../../localstack/event-source/aws-kafka-event.ts';
-import { freePort, stackEnv, uniqueName } from '../setup/context.ts';
+import { eventually, freePort, stackEnv, uniqueName } from '../setup/context.ts';
 import { testTopics, whileTopicUnknown } from '../setup/kafka.ts';
 
 const pluginDir = fileURLToPath(new URL('../../localstack/event-source', import.meta.url));
@@ -68,16 +68,6 @@ custom:
     retryBackoffMs: 50
 `;
 
-async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('event source plugin under serverless offline', () => {
   let bootstrapServers: string;
   let brokers: string[];
@@ -129,7 +119,7 @@ describe('event source plugin under serverless offline', () => {
     });
     offline.stdout?.on('data', (chunk: Buffer) => void (output += chunk.toString()));
     offline.stderr?.on('data', (chunk: Buffer) => void (output += chunk.toString()));
-    await until(
+    await eventually(
       async () => ((output.match(/"event source started"/g) ?? []).length >= 2 ? true : undefined),
       60_000,
       `both event sources to start; output:\n${output}`,
@@ -156,7 +146,7 @@ describe('event source plugin under serverless offline', () => {
     await producer.send({ topic: kafkaTopic, messages: [{ value: 'to-kafka' }] });
     await producer.disconnect();
 
-    const events = await until(
+    const events = await eventually(
       async () => {
         const all = await receivedEvents();
         return all.length >= 2 ? all : undefined;
@@ -201,7 +191,7 @@ describe('event source plugin under serverless offline', () => {
     await whileTopicUnknown(() => consumer.subscribe({ topic: `${kafkaTopic}.dlq`, fromBeginning: true }));
     await consumer.run({ eachMessage: async ({ message }) => void dead.push(message) });
     try {
-      await until(async () => (dead.length >= 1 ? true : undefined), 20_000, 'the dead-lettered record');
+      await eventually(async () => (dead.length >= 1 ? true : undefined), 20_000, 'the dead-lettered record');
     } finally {
       await consumer.disconnect();
     }

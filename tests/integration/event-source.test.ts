@@ -9,7 +9,7 @@ import {
   KafkaEventSource,
   type KafkaEventSourceConfig,
 } from '../../localstack/event-source/kafka-event-source.ts';
-import { stackEnv } from '../setup/context.ts';
+import { eventually, stackEnv } from '../setup/context.ts';
 import { readTopic, testTopics } from '../setup/kafka.ts';
 
 const awsSample = JSON.parse(readFileSync(new URL('../fixtures/aws-msk-event.json', import.meta.url), 'utf8')) as AwsKafkaEvent;
@@ -52,16 +52,6 @@ function allRecords(events: AwsKafkaEvent[]): AwsKafkaRecord[] {
   return events.flatMap((e) => Object.values(e.records).flat());
 }
 
-async function until<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** Records every event the "function" receives, with the time it arrived. */
 function fakeFunction(behaviour: (event: AwsKafkaEvent, call: number) => void = () => {}) {
   const events: AwsKafkaEvent[] = [];
@@ -81,7 +71,7 @@ function fakeFunction(behaviour: (event: AwsKafkaEvent, call: number) => void = 
     },
     records: () => allRecords(events),
     waitForRecords: (count: number, timeoutMs = 10_000) =>
-      until(() => (allRecords(events).length >= count ? allRecords(events) : undefined), timeoutMs, `${count} records`),
+      eventually(async () => (allRecords(events).length >= count ? allRecords(events) : undefined), timeoutMs, `${count} records`),
   };
 }
 
@@ -219,7 +209,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
     });
     const first = await start({ topic, consumerGroupId: group, invoke: failing.invoke });
     await produce(topic, [{ value: 'a' }, { value: 'b' }, { value: 'c' }]);
-    await until(() => (failing.calls >= 3 ? true : undefined), 10_000, 'three failed attempts');
+    await eventually(async () => (failing.calls >= 3 ? true : undefined), 10_000, 'three failed attempts');
     // Every attempt carried the same records.
     for (const event of failing.events) expect(allRecords([event]).map((r) => r.offset)).toEqual([0, 1, 2]);
     expect(await committed(group, topic)).toEqual({ 0: '-1' });
@@ -260,7 +250,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
     });
     await start({ topic, consumerGroupId: group, invoke: fn.invoke, retryBackoff: { initialMs: 200, maxMs: 1000 } });
     await produce(topic, [{ value: 'x' }, { value: 'y' }]);
-    await until(() => (fn.calls >= 3 ? true : undefined), 10_000, 'third attempt');
+    await eventually(async () => (fn.calls >= 3 ? true : undefined), 10_000, 'third attempt');
     // Exponential backoff: 200 ms, then 400 ms.
     expect(fn.arrivals[1]! - fn.arrivals[0]!).toBeGreaterThanOrEqual(190);
     expect(fn.arrivals[2]! - fn.arrivals[1]!).toBeGreaterThanOrEqual(390);
@@ -289,7 +279,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
       { key: 'k', value: 'poison', headers: { trace: 't-1' } },
       { value: 'good-2' },
     ]);
-    await until(() => (fn.records().some((r) => Buffer.from(r.value, 'base64').toString() === 'good-2') ? true : undefined), 10_000, 'good-2');
+    await eventually(async () => (fn.records().some((r) => Buffer.from(r.value, 'base64').toString() === 'good-2') ? true : undefined), 10_000, 'good-2');
     const poisonAttempts = fn.records().filter((r) => Buffer.from(r.value, 'base64').toString() === 'poison');
     expect(poisonAttempts).toHaveLength(3); // first try + 2 retries
     await expectCommitted(group, topic, { 0: '3' });
@@ -423,16 +413,16 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
         if (first) { first = false; await gate; }
       },
     });
-    await until(() => (lines.includes('buffer full, fetching paused') ? true : undefined), 10_000, 'a full buffer');
+    await eventually(async () => (lines.includes('buffer full, fetching paused') ? true : undefined), 10_000, 'a full buffer');
     await produce(topic, Array.from({ length: 300 }, (_, i) => ({ partition: 1, value: `p1-${i}` })));
     await start({
       topic, consumerGroupId: group, batchSize: 1, maximumBatchingWindowSeconds: 0,
       invoke: async (event) => { for (const r of Object.values(event.records).flat()) seen.b[r.partition]! += 1; },
     });
-    await until(() => (seen.b[0]! + seen.b[1]! > 0 ? true : undefined), 20_000, 'the second member to get work');
+    await eventually(async () => (seen.b[0]! + seen.b[1]! > 0 ? true : undefined), 20_000, 'the second member to get work');
     release();
     // Whoever owns each partition now reads it to the end: partition 1 did stall forever behind A's pause.
-    await until(async () => {
+    await eventually(async () => {
       const offsets = await committed(group, topic);
       return offsets[0] === '300' && offsets[1] === '300' ? true : undefined;
     }, 30_000, 'both partitions committed to the end');
@@ -459,7 +449,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
       },
     });
     await produce(topic, [{ value: 'slow' }]);
-    await until(() => (started ? true : undefined), 10_000, 'the invoke');
+    await eventually(async () => (started ? true : undefined), 10_000, 'the invoke');
     const stopped = stop(source);
     await new Promise((r) => setTimeout(r, 200));
     expect(finished).toBe(false);
