@@ -13,7 +13,7 @@ import { startEmbeddedKafka, type EmbeddedKafka } from '../../localstack/kafka/e
 import { defaultJarsCacheDir, ensureKafkaJars, jarPath, jarsManifest, type LockedJar } from '../../localstack/kafka/jars.ts';
 import { eventually, freePort } from '../setup/context.ts';
 import { consumerTimings, readTopic, whileTopicUnknown } from '../setup/kafka.ts';
-import { alive, mentioning, npmStartUntilExit, waitUntilGone } from '../setup/processes.ts';
+import { alive, mentioning, waitUntilGone } from '../setup/processes.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const manifest = JSON.parse(readFileSync(jarsManifest, 'utf8')) as { jars: LockedJar[] };
@@ -518,52 +518,4 @@ describe("the embedded Kafka's jars", () => {
       }
     }
   });
-});
-
-const npmStart = (env: Record<string, string>) => npmStartUntilExit(env);
-
-describe("npm start's expected failures", () => {
-  const freeEnv = async (): Promise<Record<string, string>> => ({
-    HTTP_PORT: String(await freePort()),
-    LAMBDA_PORT: String(await freePort()),
-    DEMO_PORT: String(await freePort()),
-    CLICKHOUSE_PORT: String(await freePort()),
-    KAFKA_DATA_DIR: await tmp('ugc-ek-start-kafka-'),
-    CLICKHOUSE_DATA_DIR: await tmp('ugc-ek-start-ch-'),
-  });
-  const expectOneLineOnStderr = (stderr: string): string => {
-    const lines = stderr.split('\n').filter((l) => l.trim() !== '');
-    expect(lines, stderr).toHaveLength(1);
-    expect(stderr).not.toContain('    at ');
-    return lines[0]!;
-  };
-
-  it('a Kafka port that is taken: one line naming the port and KAFKA_PORT, exit code 1', async () => {
-    const port = await freePort();
-    const held = await holdPort(port);
-    try {
-      const env = await freeEnv();
-      const { code, stderr } = await npmStart({ ...env, KAFKA_PORT: String(port) });
-      expect(code).toBe(1);
-      const line = expectOneLineOnStderr(stderr);
-      expect(line).toMatch(/^npm start: /);
-      expect(line).toContain(`port ${port}`);
-      expect(line).toContain('KAFKA_PORT');
-      // The ClickHouse server it started beside the brokers is gone too.
-      expect(processesMentioning(env.CLICKHOUSE_DATA_DIR!)).toEqual([]);
-    } finally {
-      held.close();
-    }
-  }, 180_000);
-
-  it('no Java: one line naming JDK 17+, KAFKA_BROKERS and the compose file, exit code 1', async () => {
-    const env = await freeEnv();
-    const { code, stderr } = await npmStart({ ...env, KAFKA_PORT: String(await freePort()), KAFKA_JAVA: '/nonexistent' });
-    expect(code).toBe(1);
-    const line = expectOneLineOnStderr(stderr);
-    expect(line).toContain('JDK 17+');
-    expect(line).toContain('KAFKA_BROKERS');
-    expect(line).toContain('compose.yml');
-    expect(processesMentioning(env.CLICKHOUSE_DATA_DIR!)).toEqual([]);
-  }, 180_000);
 });

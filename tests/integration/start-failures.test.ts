@@ -1,9 +1,9 @@
 /**
  * npm start's expected failures that are said before any broker starts: a port of serverless
- * offline or of the embedded ClickHouse taken by something else, and a ClickHouse data dir in
- * use by another running stack. Each is one line on stderr naming the port or directory and the
- * variable that moves it, exit code 1, and nothing left running. (The Kafka port, Kafka data dir
- * and Java cases are in embedded-kafka.test.ts: they need brokers of their own.)
+ * offline, of the embedded ClickHouse or of the embedded Kafka taken by something else, no Java,
+ * and a ClickHouse data dir in use by another running stack. Each is one line on stderr naming
+ * the port, directory or Java and what to change, exit code 1, and nothing left running. (The
+ * Kafka data dir case is in embedded-kafka.test.ts: it needs a cluster of its own.)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -47,9 +47,12 @@ function theOneLine(stderr: string): string {
   return lines[0]!;
 }
 
-describe("npm start's expected failures, before anything starts", () => {
-  for (const [variable, what] of [['HTTP_PORT', 'HTTP API'], ['LAMBDA_PORT', 'Lambda invoke API'], ['CLICKHOUSE_PORT', 'ClickHouse']] as const) {
-    it(`${variable} taken by another program: one line naming the port and ${variable}, exit code 1, no broker or server started`, async () => {
+describe("npm start's expected failures, before any broker starts", () => {
+  // KAFKA_PORT is the first of 6 ports freshEnv found free together (the cluster needs the whole
+  // run); it is checked once Java and the jars are found, while the ClickHouse server starts beside it.
+  const portSettings = [['HTTP_PORT', 'HTTP API'], ['LAMBDA_PORT', 'Lambda invoke API'], ['CLICKHOUSE_PORT', 'ClickHouse'], ['KAFKA_PORT', 'embedded Kafka']] as const;
+  for (const [variable, what] of portSettings) {
+    it(`${variable} taken by another program: one line naming the port and ${variable}, exit code 1, nothing left running`, async () => {
       const env = await freshEnv();
       const held = await holdPort(Number(env[variable]));
       try {
@@ -65,8 +68,19 @@ describe("npm start's expected failures, before anything starts", () => {
       } finally {
         await new Promise((r) => held.close(r));
       }
-    }, 120_000);
+    }, 180_000);
   }
+
+  it('no Java: one line naming JDK 17+, KAFKA_BROKERS and the compose file, exit code 1, nothing left running', async () => {
+    const env = await freshEnv();
+    const { code, stderr } = await npmStartUntilExit({ ...env, KAFKA_JAVA: '/nonexistent' });
+    expect(code).toBe(1);
+    const line = theOneLine(stderr);
+    expect(line).toContain('JDK 17+');
+    expect(line).toContain('KAFKA_BROKERS');
+    expect(line).toContain('compose.yml');
+    expect(mentioning([env.KAFKA_DATA_DIR!, env.CLICKHOUSE_DATA_DIR!])).toEqual([]);
+  }, 180_000);
 
   it('a ClickHouse data dir another running stack uses: one line naming the dir, its owner and CLICKHOUSE_DATA_DIR, and the running server keeps serving', async () => {
     const env = await freshEnv();
