@@ -6,12 +6,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { acquireDataDirLock, isAlive, kafkaLock, readOwner, type DataDirLock, type LockOwner } from '../lock.ts';
-import { freePortRange } from '../ports.ts';
+import { assertPortFree, freePortRange } from '../ports.ts';
 import { spawnTiedToParent } from '../child.ts';
 import { ensureTopics, type TopicSpec } from '../../scripts/topics.ts';
 import { findJava } from './java.ts';
@@ -108,19 +107,6 @@ async function checkDataVersion(dataDir: string, nodeDirs: string[], version: st
   if (!canOpen(written, version)) {
     throw new EmbeddedKafkaError(`${dataDir} was written by Kafka ${written}, which Kafka ${version} cannot open (another major version, or a newer one): ${move}`);
   }
-}
-
-/** Resolves if 127.0.0.1:port can be bound now. */
-function assertPortFree(port: number, what: string): Promise<void> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      reject(new EmbeddedKafkaError(error.code === 'EADDRINUSE'
-        ? `port ${port} (${what}) is already in use: stop what holds it (another npm start?) or set KAFKA_PORT to another base port`
-        : `cannot listen on 127.0.0.1:${port} (${what}): ${error.message}`));
-    });
-    server.listen(port, '127.0.0.1', () => server.close(() => resolvePort()));
-  });
 }
 
 /** What the JVM said on stderr, as one line that says what went wrong. */
@@ -223,8 +209,9 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
     });
     await checkDataVersion(dataDir, nodes.map((n) => n.logDir), version);
     for (const n of nodes) {
-      await assertPortFree(n.brokerPort, `embedded Kafka broker ${n.id}`);
-      await assertPortFree(n.controllerPort, `embedded Kafka controller ${n.id}`);
+      // Named KAFKA_PORT whichever port of the run it is: the whole run moves with it.
+      await assertPortFree(n.brokerPort, 'KAFKA_PORT', `embedded Kafka broker ${n.id}`);
+      await assertPortFree(n.controllerPort, 'KAFKA_PORT', `embedded Kafka controller ${n.id}`);
     }
 
     const jvmArgs = (n: Node): string[] => [
@@ -388,7 +375,7 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
         const n = nodeById(id);
         if (stopping) throw new EmbeddedKafkaError('the embedded Kafka was stopped');
         if (n.child) throw new EmbeddedKafkaError(`broker ${id} is running`);
-        await assertPortFree(n.brokerPort, `embedded Kafka broker ${id}`);
+        await assertPortFree(n.brokerPort, 'KAFKA_PORT', `embedded Kafka broker ${id}`);
         spawnNode(n);
         await waitForBrokers([n], readyTimeoutMs);
       },
