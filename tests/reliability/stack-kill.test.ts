@@ -15,6 +15,7 @@ import { signDevToken, devJwtSecret } from '../../localstack/dev-token.ts';
 import { createClickHouse } from '../../shared/clickhouse.ts';
 import { cmdline, mentioning, stackProcesses, waitUntilGone } from '../setup/processes.ts';
 import { freePort, freePortRange, isFree } from '../../localstack/ports.ts';
+import { sleep } from './harness.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -40,7 +41,7 @@ async function startStack(env: Record<string, string>, { viaNpm = false } = {}):
   while (!output.includes('ugc-ingest is running.')) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`npm start exited (${child.exitCode ?? child.signalCode}):\n${output.slice(-5_000)}`);
     if (Date.now() > deadline) throw new Error(`npm start was not ready within 240 s:\n${output.slice(-5_000)}`);
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   const ready = output.split('\n').map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return undefined; } })
     .find((l) => l?.msg === 'local stack ready')!;
@@ -72,7 +73,7 @@ function streamEvents(api: string, token: string) {
       } catch {
         figures.connectionErrors++;
         if (state.killed) figures.connectionErrorsAfterKill++;
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
     }
   };
@@ -85,7 +86,7 @@ function streamEvents(api: string, token: string) {
       const deadline = Date.now() + timeoutMs;
       while (!done()) {
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(figures)}`);
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
     },
   };
@@ -108,7 +109,7 @@ async function expectStoredOnce(second: RunningStack, ids: string[], figures: St
         perId = new Map((await final.json<{ id: string; n: string | number }>()).map((r) => [r.id, Number(r.n)]));
         inClickHouse = perId.size;
         if (inClickHouse >= ids.length || Date.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 1_000));
+        await sleep(1_000);
       }
       const raw = await db.query({
         query: 'SELECT count() - uniqExact(event_id) AS extra FROM events WHERE event_id IN {ids:Array(UUID)}',
