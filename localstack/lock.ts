@@ -113,6 +113,12 @@ export function readOwner(path: string): LockOwner | undefined {
   return undefined;
 }
 
+/** Fails with {@link DataDirInUseError} when a live process (not this one) holds the data directory's lock. */
+export function assertDataDirFree(dataDir: string, kind: LockKind): void {
+  const owner = readOwner(join(dataDir, kind.file));
+  if (owner !== undefined && ownerIsLive(owner)) throw new DataDirInUseError(dataDir, owner, kind);
+}
+
 /**
  * Takes the data directory for this process. A lock left by a dead process is taken over;
  * a live owner makes it throw {@link DataDirInUseError}.
@@ -141,8 +147,7 @@ export function acquireDataDirLock(dataDir: string, kind: LockKind): DataDirLock
       };
     } catch (e) {
       if (!(e instanceof Error && 'code' in e && e.code === 'EEXIST')) throw e;
-      const owner = readOwner(path);
-      if (owner !== undefined && ownerIsLive(owner)) throw new DataDirInUseError(dataDir, owner, kind);
+      assertDataDirFree(dataDir, kind);
       // Stale: its owner is gone. Claimed by a rename, so of two starts only one removes it, and
       // a lock another start made meanwhile is put back instead of deleted.
       const claimed = `${path}.stale.${process.pid}`;

@@ -1,12 +1,12 @@
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { startEmbeddedKafka, type EmbeddedKafka } from './kafka/embedded.ts';
 import { startEmbeddedClickHouse, type EmbeddedClickHouse } from './clickhouse/embedded.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { createClickHouse } from '../shared/clickhouse.ts';
 import { ensureTopics, productTopics, type TopicSpec } from '../scripts/topics.ts';
-import { clickhouseLock, DataDirInUseError, ownerIsLive, readOwner } from './lock.ts';
+import { assertDataDirFree, clickhouseLock } from './lock.ts';
 import { assertPortFree } from './ports.ts';
 
 export { productTopics };
@@ -106,8 +106,7 @@ async function checkedClickHouseSetup(options: LocalStackOptions, env: NodeJS.Pr
   await mkdir(dataDir, { recursive: true });
   const port = options.clickhousePort ?? portSetting(env, 'CLICKHOUSE_PORT', 8123);
   // The server's own lock and bind stay the last defence; their errors name its command line.
-  const owner = readOwner(join(dataDir, clickhouseLock.file));
-  if (owner && ownerIsLive(owner)) throw new DataDirInUseError(dataDir, owner, { ...clickhouseLock, elsewhere: 'set CLICKHOUSE_DATA_DIR to another directory' });
+  assertDataDirFree(dataDir, { ...clickhouseLock, elsewhere: 'set CLICKHOUSE_DATA_DIR to another directory' });
   await assertPortFree(port, 'CLICKHOUSE_PORT', 'the embedded ClickHouse server');
   return { dataDir, port };
 }
