@@ -68,11 +68,11 @@ try {
 } catch (error) {
   // A port taken meanwhile is one line; anything else keeps serverless offline's output.
   console.error(error instanceof PortInUseError ? `npm start: ${error.message}` : String(error));
-  await stack.stop();
+  await stopStackPromptly();
   process.exit(1);
 }
 offline.process.once('exit', (code) => {
-  if (!stopping) void stack.stop().then(() => process.exit(code ?? 1));
+  if (!stopping) void stopStackPromptly().then(() => process.exit(code ?? 1));
 });
 
 // The demo player (local only: it mints dev tokens for its viewers with the same secret).
