@@ -42,12 +42,17 @@ export async function startOffline({
   // Checked here, not left to serverless offline: it would answer with a stack trace.
   await assertOfflinePortsFree(httpPort, lambdaPort);
   // Tied to us: a kill -9 of npm start must not leave serverless offline holding the HTTP ports.
+  // SIGKILL, not SIGTERM: the brokers die at the same moment, and kafkajs' consumer then spins in a
+  // loop of microtasks (fetch() answering [] at once, as in tulios/kafkajs#1384) that starves the
+  // event loop, so no signal handler or exit timer of serverless offline ever runs. Nothing is lost
+  // by killing it: a 202 was only given after Kafka acknowledged, and uncommitted offsets are read
+  // again (the writer's inserts are deduplicated).
   const child = spawnTiedToParent(process.execPath, [serverlessBin, 'offline', 'start', ...(inProcess ? ['--useInProcess'] : [])], {
     cwd: serviceDir,
     env: { ...process.env, ...env, HTTP_PORT: String(httpPort), LAMBDA_PORT: String(lambdaPort), SLS_TELEMETRY_DISABLED: '1' },
     stdio: ['ignore', stdio, stdio],
     detached: process.platform !== 'win32',
-  });
+  }, 'KILL');
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output = (output + chunk.toString()).slice(-20_000); });
   child.stderr?.on('data', (chunk: Buffer) => { output = (output + chunk.toString()).slice(-20_000); });
