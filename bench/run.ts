@@ -1,5 +1,6 @@
 // `npm run bench`: every figure side by side with its baseline, measured in the same run.
 // `npm run bench -- ingest e2e`: only the benches named.
+import { openSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,22 @@ if (unknown.length > 0) {
   console.error(`unknown bench ${unknown.join(', ')}; the benches are ${benches.map(([name]) => name).join(', ')}`);
   process.exit(2);
 }
+await mkdir(new URL('./results/', import.meta.url), { recursive: true });
+const stamp = Date.now();
+// The functions log a line or two per request on stdout, as in Lambda. Those go to a file beside the figures,
+// not to the terminal: a terminal (or a pipe's reader) taking 20,000 lines a second competes with the brokers
+// for the cores, which made the handler's latency tail the terminal's. The writes still cost the handler what they cost in Lambda.
+const logPath = new URL(`./results/bench-${stamp}.log`, import.meta.url).pathname;
+const logFd = openSync(logPath, 'w');
+const print = process.stdout.write.bind(process.stdout);
+process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+  if (typeof chunk === 'string') writeSync(logFd, chunk);
+  else writeSync(logFd, chunk);
+  const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
+  callback?.();
+  return true;
+}) as typeof process.stdout.write;
+console.error(`[bench] the functions' log lines go to ${logPath}`);
 const started = performance.now();
 for (const [name, run] of benches.filter(([name]) => wanted.length === 0 || wanted.includes(name))) {
   console.error(`[bench] ${name} …`);
@@ -62,9 +79,8 @@ for (const [name, run] of benches.filter(([name]) => wanted.length === 0 || want
   Object.assign(results, json);
 }
 results.durationS = Math.round((performance.now() - started) / 1000);
-console.log(markdownTable(rows));
-await mkdir(new URL('./results/', import.meta.url), { recursive: true });
-const file = new URL(`./results/bench-${Date.now()}.json`, import.meta.url);
+print(`${markdownTable(rows)}\n`);
+const file = new URL(`./results/bench-${stamp}.json`, import.meta.url);
 await writeFile(file, JSON.stringify(results, null, 2));
-console.log(`\nfigures written to ${file.pathname} (${results.durationS} s)`);
+print(`\nfigures written to ${file.pathname} (${results.durationS} s)\n`);
 process.exit(0);
