@@ -1,6 +1,6 @@
 // `npm run bench`: every figure side by side with its baseline, measured in the same run.
 // `npm run bench -- ingest e2e`: only the benches named.
-import { openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,17 +57,17 @@ if (unknown.length > 0) {
 }
 await mkdir(new URL('./results/', import.meta.url), { recursive: true });
 const stamp = Date.now();
-// The functions log a line or two per request on stdout, as in Lambda. Those go to a file beside the figures,
-// not to the terminal: a terminal (or a pipe's reader) taking 20,000 lines a second competes with the brokers
-// for the cores, which made the handler's latency tail the terminal's. The writes still cost the handler what they cost in Lambda.
+// The in-process benches' functions log a line or two per request on stdout, as in Lambda. Those go to a file
+// beside the figures, not to the terminal: a terminal (or a pipe's reader) taking 20,000 lines a second
+// competes with the brokers for the cores, which made the handler's latency tail the terminal's.
 const logPath = new URL(`./results/bench-${stamp}.log`, import.meta.url).pathname;
 const logFd = openSync(logPath, 'w');
-const print = process.stdout.write.bind(process.stdout);
+const terminalWrite = process.stdout.write.bind(process.stdout);
 process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-  if (typeof chunk === 'string') writeSync(logFd, chunk);
-  else writeSync(logFd, chunk);
-  const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
-  callback?.();
+  const encoding = typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : undefined;
+  writeSync(logFd, typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk);
+  const callback = rest.find((arg) => typeof arg === 'function') as ((error: null) => void) | undefined;
+  if (callback) process.nextTick(callback, null);
   return true;
 }) as typeof process.stdout.write;
 console.error(`[bench] the functions' log lines go to ${logPath}`);
@@ -79,8 +79,11 @@ for (const [name, run] of benches.filter(([name]) => wanted.length === 0 || want
   Object.assign(results, json);
 }
 results.durationS = Math.round((performance.now() - started) / 1000);
-print(`${markdownTable(rows)}\n`);
+process.stdout.write = terminalWrite as typeof process.stdout.write; // what comes after the benches goes to the terminal
+closeSync(logFd);
+if (statSync(logPath).size === 0) unlinkSync(logPath);
+terminalWrite(`${markdownTable(rows)}\n`);
 const file = new URL(`./results/bench-${stamp}.json`, import.meta.url);
 await writeFile(file, JSON.stringify(results, null, 2));
-print(`\nfigures written to ${file.pathname} (${results.durationS} s)\n`);
+terminalWrite(`\nfigures written to ${file.pathname} (${results.durationS} s)\n`);
 process.exit(0);

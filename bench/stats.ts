@@ -5,7 +5,13 @@ export function percentile(samples: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-export const median = (values: number[]): number => percentile(values, 50);
+/** The middle value; with an even count, the mean of the two middle ones (rounds come in pairs when sides take turns). */
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 
 /** Median of per-round ratios: each round runs both sides back to back, so a slow spell of the shared machine hits both. */
 export const pairedRatio = (measured: number[], baseline: number[]): number => median(measured.map((m, i) => m / baseline[i]!));

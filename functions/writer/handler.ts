@@ -32,10 +32,7 @@ export const insertSettings = (token: string) => ({
 }) as const;
 
 /**
- * Writes one AWS Kafka batch to ClickHouse in ONE insert. Its body is built whole, then sent: the embedded
- * engine (chDB) takes an insert's body in one call, so decoding could not overlap its parsing anyway (an
- * INSERT … SELECT FROM url() fed as rows were decoded measured no overlap), and splitting the batch into
- * several inserts cost ~28 ms each in chDB, more than the ~33 ms of decoding a 10,000-record batch. Poison records go to the dead-letter
+ * Writes one AWS Kafka batch to ClickHouse in ONE insert, its body built whole. Poison records go to the dead-letter
  * topic; a ClickHouse or dead-letter failure throws, so the event source retries the whole batch and commits
  * nothing. The insert's deduplication token makes that retry harmless.
  */

@@ -217,7 +217,7 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
     }
 
     const jvmArgs = (n: Node): string[] => [
-      // A heap of at least 192 MB from the start: from 64 MB the young generation began at ~21 MB and was
+      // The heap starts at 192 MB (or the whole heap, if KAFKA_HEAP_MB is smaller): from 64 MB the young generation began at ~21 MB and was
       // collected several times a second under load, each pause landing in some produce's acks=all wait
       // until the heap had grown (raw send p99 4.3 ms against 3.5; 30-50 MB more RSS per broker).
       `-Xmx${heapMb}m`, `-Xms${Math.min(heapMb, 192)}m`,
