@@ -113,6 +113,16 @@ export function readOwner(path: string): LockOwner | undefined {
   return undefined;
 }
 
+/**
+ * The owner of a lock its process left behind: gone, or from before a reboot (its pid may belong
+ * to another process now). Undefined without a lock, with a live owner, or when this process holds it.
+ */
+export function staleOwner(dataDir: string, kind: LockKind): LockOwner | undefined {
+  const path = join(dataDir, kind.file);
+  const owner = readOwner(path);
+  return owner !== undefined && !heldHere.has(path) && !ownerIsLive(owner) ? owner : undefined;
+}
+
 /** Fails with {@link DataDirInUseError} when a live process (not this one) holds the data directory's lock. */
 export function assertDataDirFree(dataDir: string, kind: LockKind): void {
   const owner = readOwner(join(dataDir, kind.file));

@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
-import { acquireDataDirLock, isAlive, kafkaLock, ownerIsLive, readOwner, type DataDirLock, type LockOwner } from '../lock.ts';
+import { acquireDataDirLock, isAlive, kafkaLock, staleOwner, type DataDirLock, type LockOwner } from '../lock.ts';
 import { assertPortFree, freePortRange } from '../ports.ts';
 import { spawnTiedToParent } from '../child.ts';
 import { ensureTopics, type TopicSpec } from '../../scripts/topics.ts';
@@ -188,10 +188,9 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
   })).join(':');
 
   await mkdir(dataDir, { recursive: true });
-  const previous = readOwner(join(dataDir, kafkaLock.file));
-  // ownerIsLive, not a bare pid check: after a reboot the dead owner's pid may belong to another
-  // process. Our own pid is a cluster this process runs (the lock refuses it), not leftovers.
-  if (previous && previous.pid !== process.pid && !ownerIsLive(previous)) await reapLeftovers(previous, dataDir);
+  // A cluster this process runs is not leftovers: the lock below refuses it.
+  const previous = staleOwner(dataDir, kafkaLock);
+  if (previous) await reapLeftovers(previous, dataDir);
   const lock: DataDirLock = acquireDataDirLock(dataDir, kafkaLock);
   try {
     return await startLocked();
