@@ -4,7 +4,7 @@ import { Kafka, logLevel, type Message } from 'kafkajs';
 import type { EmbeddedKafka } from '../localstack/kafka/embedded.ts';
 import { createProducer, eventCompression, requestCompression } from '../shared/kafka.ts';
 import { signDevToken } from '../localstack/dev-token.ts';
-import { fmt, median, pairedRatio, percentile, type Row } from './stats.ts';
+import { fmt, inTurn, median, pairedRatio, percentile, type Row } from './stats.ts';
 
 type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -69,8 +69,7 @@ export async function benchIngest(kafka: EmbeddedKafka, topic: string): Promise<
       await sides.raw.call();
     }
     for (let round = 0; round < rounds; round++) {
-      // Alternate which side goes first, so neither always follows the other's garbage or a slow spell's start.
-      for (const side of round % 2 === 0 ? [sides.handler, sides.raw] : [sides.raw, sides.handler]) {
+      for (const side of inTurn([sides.handler, sides.raw], round)) {
         const start = performance.now();
         for (let i = 0; i < requests; i++) {
           const t = performance.now();

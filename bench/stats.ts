@@ -13,6 +13,12 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/** `items` rotated by `round`: over rounds, each goes first in turn, so none always follows another's garbage or a slow spell's start. */
+export function inTurn<T>(items: readonly T[], round: number): T[] {
+  const shift = round % items.length;
+  return [...items.slice(shift), ...items.slice(0, shift)];
+}
+
 /** Median of per-round ratios: each round runs both sides back to back, so a slow spell of the shared machine hits both. */
 export const pairedRatio = (measured: number[], baseline: number[]): number => median(measured.map((m, i) => m / baseline[i]!));
 

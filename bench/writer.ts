@@ -12,7 +12,7 @@ import { clientEvent } from '../shared/events.ts';
 import { enrich, toKafkaMessage } from '../functions/ingest/messages.ts';
 import { eventColumns, rowObject } from '../functions/writer/rows.ts';
 import { batchRecords, decodeBatch, fromBase64 } from '../functions/writer/decode.ts';
-import { fmt, median, pairedRatio, type Row } from './stats.ts';
+import { fmt, inTurn, median, pairedRatio, type Row } from './stats.ts';
 
 const rounds = 11;
 const recordsPerEvent = 10_000;
@@ -89,15 +89,13 @@ export async function benchWriter(): Promise<{ rows: Row[]; json: Record<string,
     };
     for (let r = 0; r < rounds; r++) {
       const input = roundInput(r);
-      // Alternate the two, so the collection of the round's freshly built input does not always land in the same one.
-      for (const [list, decode] of r % 2 === 0 ? [[decodeMs, decodeBatch], [floorMs, parseValues]] as const : [[floorMs, parseValues], [decodeMs, decodeBatch]] as const) {
-        const decodeStart = performance.now();
+      // In turn, so the collection of the round's freshly built input does not always land in the same one.
+      for (const [list, decode] of inTurn([[decodeMs, decodeBatch], [floorMs, parseValues]] as const, r)) {
+        const start = performance.now();
         decode(input.event);
-        list.push(performance.now() - decodeStart);
+        list.push(performance.now() - start);
       }
-      // Rotate which side goes first: one side's garbage must not always land in the next one's GC.
-      for (let i = 0; i < names.length; i++) {
-        const name = names[(r + i) % names.length]!;
+      for (const name of inTurn(names, r)) {
         const start = performance.now();
         await sides[name](input);
         rates[name].push(recordsPerEvent / ((performance.now() - start) / 1000));
