@@ -1,33 +1,43 @@
 /**
- * Starts the embedded ClickHouse server (server.ts) as a child process and hands back its URL.
- * A child process, not an in-process chDB: one process per data directory, settings isolated
- * per request, and every caller goes through `@clickhouse/client` over HTTP like production.
+ * Starts the embedded ClickHouse server (server.ts: clickhouse-local's own HTTP server from chDB's
+ * library) as a child process and hands back its URL. Every caller goes through
+ * `@clickhouse/client` over ClickHouse's own HTTP interface, as in production.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../ports.ts';
+import { configFileName, serverConfigXml, usersFileName, usersXml, type ServerConfigOptions } from './config.ts';
 
 /** A running embedded ClickHouse server. */
 export interface EmbeddedClickHouse {
   readonly url: string;
   readonly port: number;
+  /** The native protocol's port, when it was asked for (`tcp`). */
+  readonly tcpPort?: number;
   readonly dataDir: string;
-  /** Stops the server gracefully (SIGTERM, then SIGKILL after a grace period). Idempotent. */
+  /** The server's process (for fault tests: SIGSTOP, kill -9). */
+  readonly pid: number;
+  /** Stops the server: closes its stdin (a clean shutdown), SIGKILL after a grace period. Idempotent. */
   stop(): Promise<void>;
 }
 
 /** Options of {@link startEmbeddedClickHouse}. */
 export interface EmbeddedClickHouseOptions {
   dataDir: string;
-  /** 0 = a random free port (default). */
+  /** 0 = a free port (default). */
   port?: number;
-  /** Largest accepted request body (default 256 MiB). */
-  maxBodyBytes?: number;
-  /** Require these credentials (default: any credentials accepted). */
+  /** Open the native protocol too (a cluster's peers need it): a port, or 0 for a free one. */
+  tcpPort?: number;
+  /** Require these credentials (default: `default` without a password). */
   user?: string;
   password?: string;
-  /** How long to wait for the ready line (default 30 s). */
+  /** `remote_servers` of a cluster of embedded servers. */
+  cluster?: ServerConfigOptions['cluster'];
+  /** How long to wait for the server to answer /ping (default 60 s). */
   startTimeoutMs?: number;
 }
 
@@ -35,12 +45,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 const serverPath = resolve(here, 'server.ts');
 const repoRoot = resolve(here, '..', '..');
 const STOP_GRACE_MS = 20_000;
+const HOST = '127.0.0.1';
 
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
 // If the parent exits without stop(), do not leave a server holding the data dir.
-// (SIGKILL of the parent is covered by the child watching its stdin.)
+// (SIGKILL of the parent is covered by the server reading its stdin to the end.)
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
@@ -49,84 +60,102 @@ function installExitHook(): void {
   });
 }
 
-/** Starts a server on `dataDir` and resolves once it accepts requests. */
+/** The one line worth showing of a failed start: ClickHouse's `Code: N. DB::Exception: …` or our own line. */
+export function startFailureLine(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const ours = lines.find((l) => l.startsWith('embedded ClickHouse: '));
+  const theirs = lines.find((l) => /^Code: \d+\./.test(l));
+  const line = (ours && !/^embedded ClickHouse: Code: \d+\./.test(ours) ? ours.slice('embedded ClickHouse: '.length) : undefined) ?? theirs ?? lines.at(-1) ?? '(no output)';
+  if (/Another server instance in same directory is already running/.test(line)) {
+    return `${line} (a ClickHouse server outside this stack holds it: stop it or set CLICKHOUSE_DATA_DIR to another directory)`;
+  }
+  return line;
+}
+
+/** Starts a server on `dataDir` and resolves once it answers /ping. */
 export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): Promise<EmbeddedClickHouse> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  const args = ['--import', 'tsx', serverPath, '--data-dir', dataDir, '--port', String(opts.port ?? 0), '--watch-stdin'];
-  if (opts.maxBodyBytes !== undefined) args.push('--max-body-bytes', String(opts.maxBodyBytes));
-  if (opts.user !== undefined) args.push('--user', opts.user, '--password', opts.password ?? '');
+  const port = opts.port || (await freePort());
+  const tcpPort = opts.tcpPort === undefined ? undefined : opts.tcpPort || (await freePort());
+  const config: ServerConfigOptions = { dataDir, httpPort: port, tcpPort, user: opts.user, password: opts.password, cluster: opts.cluster };
+  // Written at every start, so the files always say what this start asked for.
+  writeFileSync(join(dataDir, configFileName), serverConfigXml(config));
+  writeFileSync(join(dataDir, usersFileName), usersXml(config), { mode: 0o600 });
+  const url = `http://${HOST}:${port}`;
 
+  const args = ['--import', 'tsx', serverPath, '--data-dir', dataDir, '--url', url, ...(tcpPort !== undefined ? ['--tcp'] : [])];
   // cwd = repo root so `--import tsx` resolves from the repo's node_modules wherever we are called from.
   // Its own process group: a terminal's Ctrl-C reaches only `npm start`, which stops the functions
-  // first, so an insert in flight completes (--watch-stdin still ends it if we are killed).
-  const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  // first, so an insert in flight completes (the closed stdin still ends it if we are killed).
+  const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['pipe', 'ignore', 'pipe'], detached: true });
   installExitHook();
   running.add(child);
-  const exited = new Promise<void>((resolveExit) => child.once('exit', () => {
-    running.delete(child);
-    resolveExit();
-  }));
+  let exitStatus: string | undefined;
+  const exited = new Promise<void>((resolveExit) =>
+    child.once('exit', (code, signal) => {
+      exitStatus = `code ${code ?? 'null'}, signal ${signal ?? 'null'}`;
+      running.delete(child);
+      resolveExit();
+    }),
+  );
+  child.once('error', () => undefined); // reported through 'exit'
+  child.stdin?.on('error', () => undefined); // the server gone: nothing to tell it
 
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {
-    // Keep only the tail for error messages; the rest is forwarded for whoever watches.
-    stderr = (stderr + chunk).slice(-8192);
-  });
-
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const timeoutMs = opts.startTimeoutMs ?? 30_000;
-    let stdout = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`embedded ClickHouse on ${dataDir} did not become ready within ${timeoutMs} ms; stderr:\n${stderr}`));
-    }, timeoutMs);
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => {
-      stdout += chunk;
-      const nl = stdout.indexOf('\n');
-      if (nl < 0) return;
-      const line = stdout.slice(0, nl);
-      clearTimeout(timer);
-      try {
-        const parsed: unknown = JSON.parse(line);
-        if (typeof parsed === 'object' && parsed !== null && 'ready' in parsed && parsed.ready === true && 'url' in parsed && typeof parsed.url === 'string') {
-          resolveUrl(parsed.url);
-          return;
-        }
-      } catch {
-        // fall through: not the ready line
-      }
-      child.kill('SIGKILL');
-      reject(new Error(`embedded ClickHouse printed an unexpected first line: ${line}`));
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`embedded ClickHouse on ${dataDir} exited before ready (code ${code ?? 'null'}, signal ${signal ?? 'null'}):\n${stderr.trim()}`));
-    });
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
+    stderr = (stderr + chunk).slice(-16_384); // the tail, for error messages
   });
 
   let stopping: Promise<void> | undefined;
-  return {
-    url,
-    port: Number(new URL(url).port),
-    dataDir,
-    stop() {
-      stopping ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-          await exited;
-          clearTimeout(timer);
-        }
-        child.stdin?.destroy();
-      })();
-      return stopping;
-    },
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (exitStatus === undefined) {
+        child.stdin?.end();
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        await exited;
+        clearTimeout(timer);
+      }
+    })();
+    return stopping;
   };
+
+  try {
+    await waitUntilReady(url, exited, opts.startTimeoutMs ?? 60_000);
+  } catch (error) {
+    if (exitStatus === undefined) await stop(); // timed out: not left running
+    const reason = exitStatus !== undefined ? startFailureLine(stderr) : (error as Error).message;
+    throw new Error(`embedded ClickHouse on ${dataDir} did not start: ${reason}`, { cause: stderr });
+  }
+
+  return { url, port, tcpPort, dataDir, pid: child.pid!, stop };
+}
+
+/** Resolves once `url` answers /ping; rejects when the process exits first or the time is up. */
+async function waitUntilReady(url: string, exited: Promise<void>, timeoutMs: number): Promise<void> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = AbortSignal.timeout(timeoutMs);
+  while (!gone) {
+    if (deadline.aborted) throw new Error(`no answer on ${url}/ping within ${timeoutMs} ms`);
+    if (await pings(url)) return;
+    await sleep(50);
+  }
+  throw new Error('exited before it was ready');
+}
+
+/** Whether `url` answers /ping with Ok. (its own connection, closed after: a kept-alive socket delays the server's shutdown). */
+function pings(url: string): Promise<boolean> {
+  return new Promise((resolvePing) => {
+    const request = get(`${url}/ping`, { agent: false, timeout: 1_000 }, (answer) => {
+      let body = '';
+      answer.setEncoding('utf8');
+      answer.on('data', (chunk: string) => (body += chunk));
+      answer.on('end', () => resolvePing(answer.statusCode === 200 && body.startsWith('Ok.')));
+      answer.on('error', () => resolvePing(false));
+    });
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolvePing(false));
+  });
 }

@@ -8,7 +8,6 @@ import { ClickHouseError, ClickHouseLogLevel, createClient, type ClickHouseClien
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedClickHouse, type EmbeddedClickHouse } from '../../localstack/clickhouse/embedded.ts';
 
-const MAX_BODY = 4 * 1024 * 1024;
 const suffix = `${process.pid}_${Date.now()}`;
 
 let dataDir: string;
@@ -54,7 +53,7 @@ function rawRequest(path: string, init: { method?: string; headers?: Record<stri
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'embedded-ch-it-'));
   const started = Date.now();
-  server = await startEmbeddedClickHouse({ dataDir, maxBodyBytes: MAX_BODY });
+  server = await startEmbeddedClickHouse({ dataDir });
   console.log(`embedded ClickHouse ready in ${Date.now() - started} ms at ${server.url}`);
 });
 
@@ -234,8 +233,8 @@ describe('embedded ClickHouse server over @clickhouse/client', () => {
   it('answers malformed input with ClickHouse errors and keeps serving', async () => {
     const badGzip = await rawRequest('/', { method: 'POST', headers: { 'Content-Encoding': 'gzip' }, body: 'not gzip at all' });
     expect(badGzip.status).toBe(500);
-    expect(badGzip.headers['x-clickhouse-exception-code']).toBe('271');
-    expect(badGzip.body).toMatch(/^Code: 271\. DB::Exception: .*\(CANNOT_DECOMPRESS\) \(version /);
+    expect(badGzip.headers['x-clickhouse-exception-code']).toBe('354'); // ZLIB_INFLATE_FAILED: a real server's code (our emulator had said 271)
+    expect(badGzip.body).toMatch(/^Code: 354\. DB::Exception: .*\(ZLIB_INFLATE_FAILED\) \(version /);
 
     const getDdl = await rawRequest(`/?query=${encodeURIComponent(`CREATE DATABASE get_${suffix}`)}`);
     expect(getDdl.headers['x-clickhouse-exception-code']).toBe('164');
@@ -250,19 +249,8 @@ describe('embedded ClickHouse server over @clickhouse/client', () => {
       socket.on('close', () => resolve(text));
       socket.on('error', () => resolve(text));
     });
-    expect(garbage).toMatch(/^HTTP\/1.1 400/);
+    expect(garbage).toMatch(/^HTTP\/1.1 501 Not Implemented/); // ClickHouse's answer to a request line it cannot parse
     expect((await client().ping()).success).toBe(true);
-  });
-
-  it('refuses an oversized body with a ClickHouse error and stays alive', async () => {
-    const { db, ch } = await freshDatabase('big');
-    await ch.command({ query: 'CREATE TABLE b (s String) ENGINE = MergeTree ORDER BY s' });
-    const row = { s: 'y'.repeat(1024) };
-    const values = Array.from({ length: Math.ceil(MAX_BODY / 1024) + 64 }, () => row);
-    const e = await rejection(ch.insert({ table: 'b', values, format: 'JSONEachRow' }));
-    expect(e.code).toBe('229');
-    expect(e.message).toContain('too large');
-    expect(await (await ch.query({ query: `SELECT count() AS c FROM ${db}.b`, format: 'JSONEachRow' })).json()).toEqual([{ c: 0 }]);
   });
 
   it('refuses a second server on the same data directory with a clear message', async () => {
@@ -279,7 +267,7 @@ describe('embedded ClickHouse server over @clickhouse/client', () => {
     await server.stop(); // idempotent
     expect((await ch.ping()).success).toBe(false);
 
-    server = await startEmbeddedClickHouse({ dataDir, port, maxBodyBytes: MAX_BODY });
+    server = await startEmbeddedClickHouse({ dataDir, port });
     expect(server.port).toBe(port);
     const again = client(db);
     expect(await (await again.query({ query: 'SELECT id, at FROM p ORDER BY id', format: 'JSONEachRow' })).json()).toEqual([
