@@ -1,8 +1,8 @@
 import type { MSKEvent, MSKRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { batchRecords, decodeBatch, decodeRecord } from '../../functions/writer/decode.ts';
+import { batchRecords, batchToken, decodeBatch, decodeRecord, decodeRows, type PoisonRecord } from '../../functions/writer/decode.ts';
 import { deadLetterSends, toDeadLetterMessage } from '../../functions/writer/dead-letter.ts';
-import { eventColumns, rowObject, toClickHouseRow } from '../../functions/writer/rows.ts';
+import { eventColumns, jsonCompactChunks, rowObject, toClickHouseRow } from '../../functions/writer/rows.ts';
 import { eventTypes, type AcceptedEvent } from '../../shared/events.ts';
 import { eventFieldColumns } from '../../shared/generated/event-columns.ts';
 import { registryExamples } from '../../shared/openapi.ts';
@@ -101,5 +101,28 @@ describe('dead-letter sends', () => {
     const big = message(7, 600 * 1024);
     expect(deadLetterSends([message(1), big, message(2)])).toEqual([[message(1)], [big], [message(2)]]);
     expect(deadLetterSends([])).toEqual([]);
+  });
+
+  it('streams a batch: the token comes from the records before any is decoded, rows are decoded as they are pulled, poison is set aside', () => {
+    const records = [record(0, JSON.stringify(accepted)), record(1, '{poison'), record(2, JSON.stringify({ ...accepted, event_id: '0190b6b0-0000-7000-8000-000000000002' }))];
+    const poison: PoisonRecord[] = [];
+    const rows = decodeRows(records, poison);
+    expect(poison).toHaveLength(0); // nothing decoded until pulled
+    expect(rows.next().done).toBe(false);
+    expect(poison).toHaveLength(0);
+    expect([...rows]).toHaveLength(1);
+    expect(poison.map((p) => p.position.offset)).toEqual([1]);
+    const whole = decodeBatch({ eventSource: 'aws:kafka', eventSourceArn: 'arn', bootstrapServers: 'b', records: { 'ugc.events-0': records } });
+    expect(batchToken(records)).toBe(whole.token);
+  });
+
+  it('writes rows as JSONCompactEachRow text in chunks of about the size asked, every row once and whole', () => {
+    const rows = Array.from({ length: 1000 }, (_, i) => [`film-${i}`, i, null, 'é "quoted"']);
+    const chunks = [...jsonCompactChunks(rows, 4096)];
+    expect(chunks.length).toBeGreaterThan(5);
+    for (const chunk of chunks.slice(0, -1)) expect(chunk.length).toBeGreaterThanOrEqual(4096);
+    for (const chunk of chunks) expect(chunk.endsWith('\n')).toBe(true);
+    expect(chunks.join('').split('\n').slice(0, -1).map((line) => JSON.parse(line))).toEqual(rows);
+    expect([...jsonCompactChunks([])]).toEqual([]);
   });
 });
