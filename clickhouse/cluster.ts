@@ -15,6 +15,13 @@
  * - every statement runs ON CLUSTER, so one migration run reaches every node.
  *
  * A statement of another shape throws: single-node DDL must never reach a cluster unchanged.
+ *
+ * The per-node form (`nodeByNode`) is for a cluster that runs no DDL worker and has no Keeper,
+ * such as the embedded stack's servers (clickhouse-local refuses ON CLUSTER: "Replicated DDL
+ * queries are disabled", and a Replicated table: "Can't create replicated table without
+ * ZooKeeper"): each statement but a backfill is applied on every node without ON CLUSTER, and each
+ * Replicated engine is its non-replicated twin, so every shard holds one replica. Distributed
+ * tables, sharding and the per-shard views are the same as in the replicated form.
  */
 export class ClusterDdlError extends Error {
   override readonly name = 'ClusterDdlError';
@@ -37,19 +44,31 @@ export function shardingKey(table: string, columns: string): string {
   throw new ClusterDdlError(`${table}: no user_id or film_id column to shard by`);
 }
 
+/** How the cluster form reaches the nodes: ON CLUSTER with Replicated engines, or node by node with their twins. */
+export type ClusterForm = 'replicated' | 'nodeByNode';
+
+/** The one line migrate logs for the per-node form. */
+export const nodeByNodeNote = 'ON CLUSTER refused (no DDL worker): each statement applied on every node, Replicated engines as their non-replicated twins';
+
+/** A backfill (INSERT … SELECT through the Distributed tables): run once, never on every node. */
+export const isBackfill = (sql: string): boolean => /^INSERT INTO \w+\s+SELECT\b/.test(sql.trim());
+
 /** The statements that stand for one single-node statement on cluster `cluster`. */
-export function toClusterStatements(statement: string, cluster: string): string[] {
+export function toClusterStatements(statement: string, cluster: string, form: ClusterForm = 'replicated'): string[] {
   if (!identifier.test(cluster)) throw new ClusterDdlError(`invalid cluster name: ${cluster}`);
   const sql = statement.trim();
-  const onCluster = `ON CLUSTER ${cluster}`;
+  const replicated = form === 'replicated';
+  const onCluster = replicated ? `ON CLUSTER ${cluster}` : '';
+  const settingNames = (text: string) => (replicated ? replicatedSettingNames(text) : text);
 
   const table = sql.match(/^CREATE TABLE IF NOT EXISTS (\w+)\s*\(([\s\S]*)\)\s*ENGINE\s*=\s*(\w*)MergeTree(?:\(([^)]*)\))?([\s\S]*)$/);
   if (table) {
     const [, name, columns, kind, args, rest] = table as unknown as [string, string, string, string, string | undefined, string];
     const local = `${name}${localSuffix}`;
-    const engineArgs = [`'/clickhouse/tables/{shard}/{database}/${local}'`, `'{replica}'`, ...(args?.trim() ? [args.trim()] : [])];
+    const replication = replicated ? [`'/clickhouse/tables/{shard}/{database}/${local}'`, `'{replica}'`] : [];
+    const engineArgs = [...replication, ...(args?.trim() ? [args.trim()] : [])];
     return [
-      `CREATE TABLE IF NOT EXISTS ${local} ${onCluster} (${columns}) ENGINE = Replicated${kind}MergeTree(${engineArgs.join(', ')})${replicatedSettingNames(rest)}`,
+      `CREATE TABLE IF NOT EXISTS ${local} ${onCluster} (${columns}) ENGINE = ${replicated ? 'Replicated' : ''}${kind}MergeTree(${engineArgs.join(', ')})${settingNames(rest)}`,
       `CREATE TABLE IF NOT EXISTS ${name} ${onCluster} AS ${local} ENGINE = Distributed(${cluster}, currentDatabase(), ${local}, ${shardingKey(name, columns)})`,
     ];
   }
@@ -66,12 +85,12 @@ export function toClusterStatements(statement: string, cluster: string): string[
 
   // A backfill: run once, reading and writing the Distributed tables, so each row goes to the
   // shard of its viewer, as the materialized views on that shard would have put it.
-  if (/^INSERT INTO \w+\s+SELECT\b/.test(sql)) return [sql];
+  if (isBackfill(sql)) return [sql];
 
   const alter = sql.match(/^ALTER TABLE (\w+) ([\s\S]+)$/);
   if (alter) {
     const [, name, commands] = alter as unknown as [string, string, string];
-    const local = `ALTER TABLE ${name}${localSuffix} ${onCluster} ${replicatedSettingNames(commands)}`;
+    const local = `ALTER TABLE ${name}${localSuffix} ${onCluster} ${settingNames(commands)}`;
     const columnCommands = commands.split(/,(?=\s*(?:ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR|MATERIALIZE)\s)/i).map((c) => columnCommand.test(c));
     if (columnCommands.every(Boolean)) return [local, `ALTER TABLE ${name} ${onCluster} ${commands}`];
     // Settings, projections, indexes: they belong to the stored rows, so to every shard's local table.

@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { toClusterStatements } from './cluster.ts';
+import { isBackfill, nodeByNodeNote, toClusterStatements } from './cluster.ts';
 
 /** Where the versioned migrations live: NNN_name.sql, applied in name order. */
 export const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url));
@@ -43,20 +43,28 @@ export class MigrationChangedError extends Error {
  * `schema_migrations`. Idempotent; refuses to go on if an applied migration's file changed.
  * `admin` must not be bound to `database` (it may not exist yet); `db` must be.
  * With `cluster`, every statement is applied in its cluster form (clickhouse/cluster.ts); the
- * bookkeeping table stays on the node the runner talks to, which runs the ON CLUSTER DDL.
+ * bookkeeping table stays on the node the runner talks to, which runs the ON CLUSTER DDL. With
+ * `nodes` too (each node's clients, `db` among them), the cluster runs no ON CLUSTER DDL: each
+ * statement goes to every node in the per-node form, a backfill once through `db`.
  */
 export async function migrate(
   admin: ClickHouseClient,
   db: ClickHouseClient,
   database: string,
   migrations?: Migration[],
-  { cluster }: { cluster?: string | undefined } = {},
+  { cluster, nodes }: { cluster?: string | undefined; nodes?: readonly { admin: ClickHouseClient; db: ClickHouseClient }[] } = {},
 ): Promise<string[]> {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new Error(`invalid database name: ${database}`);
   const all = migrations ?? (await readMigrations());
   // Rewritten before anything runs, so a statement with no cluster form changes nothing.
-  const statementsOf = new Map(all.map((m) => [m.version, cluster ? m.statements.flatMap((s) => toClusterStatements(s, cluster)) : m.statements]));
-  await admin.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}${cluster ? ` ON CLUSTER ${cluster}` : ''}` });
+  const form = nodes ? 'nodeByNode' : 'replicated';
+  const statementsOf = new Map(all.map((m) => [m.version, cluster ? m.statements.flatMap((s) => toClusterStatements(s, cluster, form)) : m.statements]));
+  if (cluster && nodes) {
+    for (const node of nodes) await node.admin.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
+  } else {
+    await admin.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}${cluster ? ` ON CLUSTER ${cluster}` : ''}` });
+  }
+  const everyNode = cluster && nodes ? nodes.map((node) => node.db) : [db];
   await db.command({
     query: `CREATE TABLE IF NOT EXISTS schema_migrations
       (version String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
@@ -75,7 +83,9 @@ export async function migrate(
         `migration ${migration.version} changed after it was applied; add a new migration instead of editing it`,
       );
     }
-    for (const query of statementsOf.get(migration.version)!) await db.command({ query });
+    for (const query of statementsOf.get(migration.version)!) {
+      for (const node of isBackfill(query) ? [db] : everyNode) await node.command({ query });
+    }
     await db.insert({
       table: 'schema_migrations',
       values: [{ version: migration.version, checksum: migration.checksum }],
@@ -95,11 +105,20 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const long = { longRequestsMs: 60 * 60_000 };
   const admin = createClickHouse(settings, 'default', long);
   const db = createClickHouse(settings, settings.CLICKHOUSE_DATABASE, long);
+  const opened: ClickHouseClient[] = [];
   try {
     const cluster = process.env.CLICKHOUSE_CLUSTER?.trim() || undefined;
-    const done = await migrate(admin, db, settings.CLICKHOUSE_DATABASE, undefined, { cluster });
-    console.log(JSON.stringify({ msg: 'migrations applied', database: settings.CLICKHOUSE_DATABASE, cluster, applied: done }));
+    // CLICKHOUSE_CLUSTER_NODES: every node's HTTP URL, for a cluster that refuses ON CLUSTER (the embedded one).
+    const nodeUrls = cluster ? (process.env.CLICKHOUSE_CLUSTER_NODES ?? '').split(',').map((u) => u.trim()).filter(Boolean) : [];
+    const nodes = nodeUrls.map((url) => {
+      const node = { ...settings, CLICKHOUSE_URL: url };
+      const clients = { admin: createClickHouse(node, 'default', long), db: createClickHouse(node, settings.CLICKHOUSE_DATABASE, long) };
+      opened.push(clients.admin, clients.db);
+      return clients;
+    });
+    const done = await migrate(admin, db, settings.CLICKHOUSE_DATABASE, undefined, { cluster, nodes: nodes.length > 0 ? nodes : undefined });
+    console.log(JSON.stringify({ msg: 'migrations applied', database: settings.CLICKHOUSE_DATABASE, cluster, ...(nodes.length > 0 ? { nodes: nodeUrls, form: nodeByNodeNote } : {}), applied: done }));
   } finally {
-    await Promise.all([admin.close(), db.close()]);
+    await Promise.all([admin.close(), db.close(), ...opened.map((client) => client.close())]);
   }
 }

@@ -159,3 +159,33 @@ function pings(url: string): Promise<boolean> {
     request.on('error', () => resolvePing(false));
   });
 }
+
+/** A local cluster of embedded servers (see startEmbeddedCluster). */
+export interface EmbeddedCluster {
+  readonly name: string;
+  readonly nodes: readonly EmbeddedClickHouse[];
+  stop(): Promise<void>;
+}
+
+/**
+ * `shards` embedded servers, one replica each, that know each other as cluster `name`
+ * (remote_servers over the native port): Distributed tables run across them. clickhouse-local
+ * runs no DDL worker and has no Keeper, so DDL goes node by node and no table is Replicated
+ * (clickhouse/cluster.ts, the per-node form). Data in `dataDir/node-N`.
+ */
+export async function startEmbeddedCluster({ dataDir, shards = 2, name = 'ugc_cluster' }: { dataDir: string; shards?: number; name?: string }): Promise<EmbeddedCluster> {
+  const tcpPorts: number[] = [];
+  for (let i = 0; i < shards; i++) tcpPorts.push(await freePort());
+  const cluster = { name, shards: tcpPorts.map((tcpPort) => ({ host: HOST, tcpPort })) };
+  const started = await Promise.allSettled(tcpPorts.map((tcpPort, i) => startEmbeddedClickHouse({ dataDir: join(dataDir, `node-${i + 1}`), tcpPort, cluster })));
+  const nodes = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+  };
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  return { name, nodes, stop };
+}

@@ -5,11 +5,12 @@ import { readMigrations, type Migration } from '../../clickhouse/migrate.ts';
 import { createClickHouse } from '../../shared/clickhouse.ts';
 import { stackEnv, uniqueName } from '../setup/context.ts';
 
-// No cluster runs here (no Docker, no Keeper): the cluster form of every migration is checked by
-// ClickHouse's own parser (formatQuery on the embedded engine) and for the shape a 2-shard ×
-// 2-replica cluster needs, and its DDL is run on the embedded engine with single-node stand-ins
-// for what needs a cluster, to see which columns each table ends with. The compose file's cluster
-// profile runs it for real.
+// The replicated cluster form (ON CLUSTER, Replicated engines) cannot run here: no Docker, and the
+// embedded servers have no DDL worker and no Keeper. It is checked by ClickHouse's own parser
+// (formatQuery on the embedded engine) and for the shape a 2-shard × 2-replica cluster needs, and
+// its DDL is run on the embedded engine with single-node stand-ins for what needs a cluster, to see
+// which columns each table ends with. clickhouse-local-cluster.test.ts runs the rest (Distributed
+// tables across two servers, the per-node form); the compose file's cluster profile runs it all.
 const cluster = 'ugc_cluster';
 let client: ClickHouseClient;
 let migrations: Migration[];
