@@ -1,0 +1,138 @@
+import type { MSKEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compare, eventMessage, report, sleep, startPipeline, waitForRows, type Pipeline } from './harness.ts';
+
+// Faults of the real ClickHouse server (the embedded one is ClickHouse's own HTTP server): the
+// server down when the writer starts, kill -9 in the middle of an insert, SIGSTOP for longer than
+// the client's request timeout (5 s here). For each, the fault is asserted to have happened, and
+// every event produced is in ClickHouse exactly once (merges are stopped: a duplicate row shows).
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline({ partitions: 3 });
+}, 90_000);
+
+afterAll(async () => {
+  await pipeline?.stop();
+});
+
+/** The writer behind a gate (closed while ClickHouse restarts), counting invocations and the errors they threw. */
+function gatedWriter() {
+  const state = { invocations: 0, errors: [] as string[], gate: undefined as Promise<void> | undefined };
+  const invoke = async (event: unknown) => {
+    if (state.gate) await state.gate;
+    state.invocations += 1;
+    try {
+      return await pipeline.writer(event as MSKEvent, pipeline.writerContext());
+    } catch (error) {
+      state.errors.push(String((error as { code?: unknown }).code ?? error));
+      throw error;
+    }
+  };
+  /** Runs `restart` with invocations held at the gate, so none lands before merges are stopped again. */
+  const whileHeld = async (restart: () => Promise<void>) => {
+    let open: () => void = () => {};
+    state.gate = new Promise((r) => (open = r));
+    try {
+      await restart();
+    } finally {
+      state.gate = undefined;
+      open();
+    }
+  };
+  return { state, invoke, whileHeld };
+}
+
+/** Produces `count` events to `topic` in sends of `perSend`, remembering their ids in `sent`. */
+async function produce(topic: string, sent: string[], from: number, count: number, perSend = 200): Promise<void> {
+  for (let i = from; i < from + count; i += perSend) {
+    const batch = Array.from({ length: Math.min(perSend, from + count - i) }, (_, j) => eventMessage(`viewer-${(i + j) % 13}`, i + j));
+    await pipeline.producer.send({ topic, acks: -1, messages: batch.map((b) => b.message) });
+    sent.push(...batch.map((b) => b.eventId));
+  }
+}
+
+async function expectEachOnce(name: string, topic: string, sent: string[], figures: Record<string, unknown>) {
+  const counts = await waitForRows(pipeline, sent, 'kafka_topic = {t:String}', { t: topic });
+  const result = compare(sent, counts);
+  report(name, { sent: sent.length, inClickHouse: result.inClickHouse, missing: result.missing.length, extra: result.extra.length,
+    duplicates: result.duplicates.length, ...figures });
+  expect(result.missing).toEqual([]);
+  expect(result.extra).toEqual([]);
+  expect(result.duplicates).toEqual([]);
+}
+
+describe('ClickHouse server faults', () => {
+  it('the server down when the writer starts: its first invocations fail, nothing is committed, every event lands once after it starts', async () => {
+    await pipeline.stopClickHouse(); // before the writer's first invocation: its client has never connected
+    const topic = await pipeline.newTopic(3);
+    const writer = gatedWriter();
+    await pipeline.drive(topic, writer.invoke, { batchSize: 100, windowSeconds: 0.1 });
+    const sent: string[] = [];
+    await produce(topic, sent, 0, 600, 100);
+    while (writer.state.errors.length < 3) await sleep(100);
+    expect(writer.state.errors.every((code) => code === 'ECONNREFUSED'), writer.state.errors.join(', ')).toBe(true);
+    await writer.whileHeld(() => pipeline.startClickHouse());
+    await produce(topic, sent, 600, 400, 100);
+    await expectEachOnce('clickhouse down at writer start', topic, sent, { invocations: writer.state.invocations, failedInvocations: writer.state.errors.length });
+  }, 120_000);
+
+  it('kill -9 of the server in the middle of an insert, then a restart: the retried batch is stored once, by its token', async () => {
+    const topic = await pipeline.newTopic(3);
+    const writer = gatedWriter();
+    const sent: string[] = [];
+    await produce(topic, sent, 0, 6_000); // a backlog: the first batches are 2,000 records, inserts of tens of ms
+    const victim = pipeline.clickhouse;
+    // Killed once ClickHouse itself lists the writer's insert as running: the fault is mid-insert, not between two.
+    let killed: { whileRunning: string } | undefined;
+    const watcher = (async () => {
+      const deadline = Date.now() + 60_000;
+      while (!killed && Date.now() < deadline) {
+        // Early in its run (under 20 ms of its tens), so its answer cannot be on the way already.
+        const running = await pipeline.query<{ query_id: string }>(
+          "SELECT query_id FROM system.processes WHERE query LIKE 'INSERT INTO events %' AND query NOT LIKE '%system.processes%' AND elapsed < 0.02").catch(() => []);
+        if (running.length > 0) {
+          process.kill(victim.pid, 'SIGKILL');
+          killed = { whileRunning: running[0]!.query_id };
+        }
+      }
+    })();
+    await pipeline.drive(topic, writer.invoke, { batchSize: 2_000, windowSeconds: 0.5 });
+    await watcher;
+    expect(killed, 'an insert was running when the server was killed').toBeDefined();
+    while (writer.state.errors.length < 1) await sleep(50);
+    // The invocation whose insert was cut: its connection broke (reset, or a write into it while the body
+    // streamed), not refused (that would be a later one).
+    expect(writer.state.errors[0]).toMatch(/^(ECONNRESET|EPIPE)$/);
+    await writer.whileHeld(() => pipeline.startClickHouse());
+    await produce(topic, sent, 6_000, 1_000);
+    await expectEachOnce('clickhouse kill -9 mid-insert', topic, sent, { killedDuring: killed!.whileRunning, invocations: writer.state.invocations,
+      failedInvocations: writer.state.errors.length, errors: [...new Set(writer.state.errors)].join(' ') });
+  }, 120_000);
+
+  it('SIGSTOP of the server for longer than the request timeout, then SIGCONT: inserts time out and are retried, every event once', async () => {
+    const topic = await pipeline.newTopic(3);
+    const writer = gatedWriter();
+    await pipeline.drive(topic, writer.invoke, { batchSize: 200, windowSeconds: 0.1 });
+    const sent: string[] = [];
+    await produce(topic, sent, 0, 1_000, 100);
+    await waitForRows(pipeline, sent, 'kafka_topic = {t:String}', { t: topic });
+    const stoppedFor = 7_000; // the client's request timeout is 5 s (CLICKHOUSE_REQUEST_TIMEOUT_MS)
+    const failuresBefore = writer.state.errors.length;
+    process.kill(pipeline.clickhouse.pid, 'SIGSTOP');
+    try {
+      const until = Date.now() + stoppedFor;
+      for (let i = 1_000; Date.now() < until; i += 100) {
+        await produce(topic, sent, i, 100, 100);
+        await sleep(200);
+      }
+    } finally {
+      process.kill(pipeline.clickhouse.pid, 'SIGCONT');
+    }
+    const timedOut = writer.state.errors.slice(failuresBefore);
+    await produce(topic, sent, 100_000, 500, 100);
+    await expectEachOnce('clickhouse SIGSTOP', topic, sent, { stoppedMs: stoppedFor, invocations: writer.state.invocations,
+      failedWhileStopped: timedOut.length, errors: [...new Set(timedOut)].join(' ') });
+    expect(timedOut.length, 'invocations failed while the server was stopped').toBeGreaterThanOrEqual(1);
+  }, 120_000);
+});
