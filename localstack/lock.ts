@@ -9,7 +9,7 @@ export interface LockKind {
   readonly elsewhere: string;
 }
 
-export const clickhouseLock: LockKind = { file: 'embedded-clickhouse.lock', service: 'embedded ClickHouse server', elsewhere: 'use another --data-dir' };
+export const clickhouseLock: LockKind = { file: 'embedded-clickhouse.lock', service: 'embedded ClickHouse server', elsewhere: 'set CLICKHOUSE_DATA_DIR to another directory' };
 export const kafkaLock: LockKind = { file: 'embedded-kafka.lock', service: 'embedded Kafka cluster', elsewhere: 'set KAFKA_DATA_DIR to another directory' };
 
 /** What the lock file records about its owner. */

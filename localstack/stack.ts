@@ -106,7 +106,7 @@ async function checkedClickHouseSetup(options: LocalStackOptions, env: NodeJS.Pr
   await mkdir(dataDir, { recursive: true });
   const port = options.clickhousePort ?? portSetting(env, 'CLICKHOUSE_PORT', 8123);
   // The server's own lock and bind stay the last defence; their errors name its command line.
-  assertDataDirFree(dataDir, { ...clickhouseLock, elsewhere: 'set CLICKHOUSE_DATA_DIR to another directory' });
+  assertDataDirFree(dataDir, clickhouseLock);
   await assertPortFree(port, 'CLICKHOUSE_PORT', 'the embedded ClickHouse server');
   return { dataDir, port };
 }

@@ -21,6 +21,8 @@ export interface ClusterNode {
 export interface ServerConfigOptions {
   readonly dataDir: string;
   readonly httpPort: number;
+  /** The server's display_name: what tells this start's server from another one on the same port. */
+  readonly displayName?: string;
   /** The native port: peers of a cluster (Distributed tables) talk to it. Absent: HTTP only. */
   readonly tcpPort?: number;
   /** A user with a password: then `default` can do nothing but start the listeners (see usersXml). */
@@ -74,6 +76,7 @@ export function serverConfigXml(options: ServerConfigOptions): string {
     '<clickhouse>',
     '  <listen_host>127.0.0.1</listen_host>',
     `  <http_port>${options.httpPort}</http_port>`,
+    ...(options.displayName !== undefined ? [`  <display_name>${xmlEscape(options.displayName)}</display_name>`] : []),
     ...(options.tcpPort !== undefined ? [`  <tcp_port>${options.tcpPort}</tcp_port>`] : []),
     `  <path>${xmlEscape(dataDir)}</path>`,
     `  <users_config>${xmlEscape(join(options.dataDir, usersFileName))}</users_config>`,

@@ -4,6 +4,7 @@
  * `@clickhouse/client` over ClickHouse's own HTTP interface, as in production.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
@@ -72,13 +73,14 @@ export function startFailureLine(stderr: string): string {
   return line;
 }
 
-/** Starts a server on `dataDir` and resolves once it answers /ping. */
+/** Starts a server on `dataDir` and resolves once it answers. */
 export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): Promise<EmbeddedClickHouse> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const port = opts.port || (await freePort());
   const tcpPort = opts.tcpPort === undefined ? undefined : opts.tcpPort || (await freePort());
-  const config: ServerConfigOptions = { dataDir, httpPort: port, tcpPort, user: opts.user, password: opts.password, cluster: opts.cluster };
+  const displayName = `ugc-embedded-${randomUUID()}`;
+  const config: ServerConfigOptions = { dataDir, httpPort: port, displayName, tcpPort, user: opts.user, password: opts.password, cluster: opts.cluster };
   // Written at every start, so the files always say what this start asked for.
   writeFileSync(join(dataDir, configFileName), serverConfigXml(config));
   writeFileSync(join(dataDir, usersFileName), usersXml(config), { mode: 0o600 });
@@ -122,7 +124,7 @@ export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): 
   };
 
   try {
-    await waitUntilReady(url, exited, opts.startTimeoutMs ?? 60_000);
+    await waitUntilReady(url, displayName, exited, opts.startTimeoutMs ?? 60_000);
   } catch (error) {
     if (exitStatus === undefined) await stop(); // timed out: not left running
     const reason = exitStatus !== undefined ? startFailureLine(stderr) : (error as Error).message;
@@ -132,31 +134,34 @@ export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): 
   return { url, port, tcpPort, dataDir, pid: child.pid!, stop };
 }
 
-/** Resolves once `url` answers /ping; rejects when the process exits first or the time is up. */
-async function waitUntilReady(url: string, exited: Promise<void>, timeoutMs: number): Promise<void> {
+/**
+ * Resolves once the server of this start answers on `url` (its display name, not just any server's
+ * Ok.: another one may hold the port); rejects when the process exits first or the time is up.
+ */
+async function waitUntilReady(url: string, displayName: string, exited: Promise<void>, timeoutMs: number): Promise<void> {
   let gone = false;
   void exited.then(() => (gone = true));
   const deadline = AbortSignal.timeout(timeoutMs);
   while (!gone) {
-    if (deadline.aborted) throw new Error(`no answer on ${url}/ping within ${timeoutMs} ms`);
-    if (await pings(url)) return;
+    if (deadline.aborted) throw new Error(`no answer on ${url} within ${timeoutMs} ms`);
+    if ((await answer(`${url}/?query=${encodeURIComponent('SELECT displayName()')}`)) === `${displayName}\n`) return;
     await sleep(50);
   }
   throw new Error('exited before it was ready');
 }
 
-/** Whether `url` answers /ping with Ok. (its own connection, closed after: a kept-alive socket delays the server's shutdown). */
-function pings(url: string): Promise<boolean> {
-  return new Promise((resolvePing) => {
-    const request = get(`${url}/ping`, { agent: false, timeout: 1_000 }, (answer) => {
+/** A 200 answer's body, else undefined; on a connection of its own, closed after (a kept-alive socket delays the server's shutdown). */
+function answer(url: string): Promise<string | undefined> {
+  return new Promise((resolveAnswer) => {
+    const request = get(url, { agent: false, timeout: 1_000 }, (response) => {
       let body = '';
-      answer.setEncoding('utf8');
-      answer.on('data', (chunk: string) => (body += chunk));
-      answer.on('end', () => resolvePing(answer.statusCode === 200 && body.startsWith('Ok.')));
-      answer.on('error', () => resolvePing(false));
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolveAnswer(response.statusCode === 200 ? body : undefined));
+      response.on('error', () => resolveAnswer(undefined));
     });
     request.on('timeout', () => request.destroy());
-    request.on('error', () => resolvePing(false));
+    request.on('error', () => resolveAnswer(undefined));
   });
 }
 

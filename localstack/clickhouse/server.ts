@@ -11,6 +11,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DataType, isNullPointer, load, open, type JsExternal } from 'ffi-rs';
 import { acquireDataDirLock, clickhouseLock, type DataDirLock } from '../lock.ts';
@@ -27,13 +28,22 @@ const enginePackages: Record<string, string> = {
 /** Exit codes embedded.ts tells apart. */
 export const exitCodes = { usage: 2, dataDirInUse: 3, library: 4, server: 5 } as const;
 
+/** One line on stderr (embedded.ts shows it as the reason), then exit. */
 function fail(message: string, code: number): never {
-  process.stderr.write(`embedded ClickHouse: ${message}\n`);
+  process.stderr.write(`embedded ClickHouse: ${message.trim().replace(/\s*\n\s*/g, ' ')}\n`);
   process.exit(code);
 }
 
-/** The path of libchdb that `npm install` brought with chdb, or one line saying what is missing. */
-export function chdbLibraryPath(): string {
+/**
+ * The path of libchdb: CHDB_LIBRARY_PATH (a chDB build of one's own, for a platform chdb's npm
+ * packages lack), else the one `npm install` brought with chdb; or one line saying what is missing.
+ */
+export function chdbLibraryPath(env: NodeJS.ProcessEnv = process.env): string {
+  const own = env.CHDB_LIBRARY_PATH?.trim();
+  if (own) {
+    if (!existsSync(own)) throw new Error(`CHDB_LIBRARY_PATH ${own} does not exist: point it at a libchdb, or unset it to use chdb's own`);
+    return own;
+  }
   const key = `${process.platform}-${process.arch}`;
   const pkg = enginePackages[key];
   if (!pkg) throw new Error(`chDB has no engine for ${key} (only ${Object.keys(enginePackages).join(', ')}): set CLICKHOUSE_URL to a ClickHouse server (localstack/compose.yml)`);
@@ -99,7 +109,7 @@ function main(): void {
   try {
     error = runClickHouseLocal(library, ['clickhouse', `--config-file=${configFile}`, '--multiquery', '--query', startupQuery(values.tcp ?? false)]);
   } catch (e) {
-    error = `cannot load ${library}: ${e instanceof Error ? e.message : String(e)}`;
+    error = `cannot load ${library} (${e instanceof Error ? e.message : String(e)}): run npm install again, or set CHDB_LIBRARY_PATH to a libchdb built for this machine`;
   } finally {
     lock.release();
   }
@@ -107,4 +117,5 @@ function main(): void {
   process.exit(0);
 }
 
-main();
+// Run as the server's process; imported (tests), it only lends its pieces.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

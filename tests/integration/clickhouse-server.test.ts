@@ -258,6 +258,27 @@ describe('embedded ClickHouse server over @clickhouse/client', () => {
     expect((await client().ping()).success).toBe(true);
   });
 
+  it('says in one line why it did not start: a port taken, a missing libchdb, one that does not load', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'embedded-ch-fail-'));
+    const oneLine = async (options: Parameters<typeof startEmbeddedClickHouse>[0]) => {
+      const error = await startEmbeddedClickHouse(options).then(() => undefined, (e: unknown) => e as Error);
+      expect(error, 'the start failed').toBeInstanceOf(Error);
+      expect(error!.message).not.toContain('\n');
+      return error!.message;
+    };
+    try {
+      expect(await oneLine({ dataDir: other, port: server.port })).toMatch(/did not start: Code: 210\. .*Address already in use/);
+      process.env.CHDB_LIBRARY_PATH = join(other, 'no-such-libchdb.so');
+      expect(await oneLine({ dataDir: other })).toMatch(/did not start: CHDB_LIBRARY_PATH .* does not exist/);
+      process.env.CHDB_LIBRARY_PATH = join(other, 'embedded-server.xml'); // a file, but no library
+      expect(await oneLine({ dataDir: other })).toMatch(/did not start: cannot load .*embedded-server\.xml .*set CHDB_LIBRARY_PATH/);
+    } finally {
+      delete process.env.CHDB_LIBRARY_PATH;
+      rmSync(other, { recursive: true, force: true });
+    }
+    expect((await client().ping()).success).toBe(true);
+  });
+
   it('keeps MergeTree data across stop and start on the same directory and port', async () => {
     const { db, ch } = await freshDatabase('persist');
     await ch.command({ query: 'CREATE TABLE p (id UInt32, at DateTime64(3)) ENGINE = MergeTree ORDER BY id' });
