@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compare, eventMessage, report, sleep, startPipeline, waitForRows, type Pipeline } from './harness.ts';
 
 // Faults of the real ClickHouse server (the embedded one is ClickHouse's own HTTP server): the
-// server down when the writer starts, kill -9 in the middle of an insert, SIGSTOP for longer than
-// the client's request timeout (5 s here). For each, the fault is asserted to have happened, and
+// server down when the writer starts, stopped in the middle of a steady stream, kill -9 in the
+// middle of an insert, SIGSTOP for longer than the client's request timeout (5 s here). For each, the fault is asserted to have happened, and
 // every event produced is in ClickHouse exactly once (merges are stopped: a duplicate row shows).
 let pipeline: Pipeline;
 
@@ -52,11 +52,12 @@ async function produce(topic: string, sent: string[], from: number, count: numbe
   }
 }
 
-async function expectEachOnce(name: string, topic: string, sent: string[], figures: Record<string, unknown>) {
+/** Waits for every sent event, then checks each is stored once; `figures` are read after the wait, for the report. */
+async function expectEachOnce(name: string, topic: string, sent: string[], figures: () => Record<string, unknown>) {
   const counts = await waitForRows(pipeline, sent, 'kafka_topic = {t:String}', { t: topic });
   const result = compare(sent, counts);
   report(name, { sent: sent.length, inClickHouse: result.inClickHouse, missing: result.missing.length, extra: result.extra.length,
-    duplicates: result.duplicates.length, ...figures });
+    duplicates: result.duplicates.length, ...figures() });
   expect(result.missing).toEqual([]);
   expect(result.extra).toEqual([]);
   expect(result.duplicates).toEqual([]);
@@ -74,7 +75,29 @@ describe('ClickHouse server faults', () => {
     expect(writer.state.errors.every((code) => code === 'ECONNREFUSED'), writer.state.errors.join(', ')).toBe(true);
     await writer.whileHeld(() => pipeline.startClickHouse());
     await produce(topic, sent, 600, 400, 100);
-    await expectEachOnce('clickhouse down at writer start', topic, sent, { invocations: writer.state.invocations, failedInvocations: writer.state.errors.length });
+    await expectEachOnce('clickhouse down at writer start', topic, sent, () => ({ invocations: writer.state.invocations, failedInvocations: writer.state.errors.length }));
+  }, 120_000);
+
+  it('the server stopped in the middle of a steady stream, then back: failed batches are retried, nothing lost, no duplicate row', async () => {
+    const topic = await pipeline.newTopic(3);
+    const writer = gatedWriter();
+    await pipeline.drive(topic, writer.invoke, { batchSize: 100, windowSeconds: 0.1 });
+    const sent: string[] = [];
+    // Steady stream: 40 events every 100 ms; ClickHouse down from tick 10 until the writer has failed a few times.
+    let tick = 0;
+    const produceTick = async () => {
+      await produce(topic, sent, tick++ * 40, 40, 40);
+      await sleep(100);
+    };
+    while (tick < 10) await produceTick();
+    await pipeline.stopClickHouse();
+    const failuresBefore = writer.state.errors.length;
+    const downUntil = Date.now() + 2_000;
+    while ((Date.now() < downUntil || writer.state.errors.length < failuresBefore + 2) && tick < 200) await produceTick();
+    await writer.whileHeld(() => pipeline.startClickHouse());
+    for (const end = tick + 10; tick < end;) await produceTick();
+    expect(writer.state.errors.length - failuresBefore).toBeGreaterThanOrEqual(2);
+    await expectEachOnce('clickhouse down', topic, sent, () => ({ invocations: writer.state.invocations, failedInvocations: writer.state.errors.length }));
   }, 120_000);
 
   it('kill -9 of the server in the middle of an insert, then a restart: the retried batch is stored once, by its token', async () => {
@@ -106,8 +129,8 @@ describe('ClickHouse server faults', () => {
     expect(writer.state.errors[0]).toMatch(/^(ECONNRESET|EPIPE)$/);
     await writer.whileHeld(() => pipeline.startClickHouse());
     await produce(topic, sent, 6_000, 1_000);
-    await expectEachOnce('clickhouse kill -9 mid-insert', topic, sent, { killedDuring: killed!.whileRunning, invocations: writer.state.invocations,
-      failedInvocations: writer.state.errors.length, errors: [...new Set(writer.state.errors)].join(' ') });
+    await expectEachOnce('clickhouse kill -9 mid-insert', topic, sent, () => ({ killedDuring: killed!.whileRunning, invocations: writer.state.invocations,
+      failedInvocations: writer.state.errors.length, errors: [...new Set(writer.state.errors)].join(' ') }));
   }, 120_000);
 
   it('SIGSTOP of the server for longer than the request timeout, then SIGCONT: inserts time out and are retried, every event once', async () => {
@@ -131,8 +154,8 @@ describe('ClickHouse server faults', () => {
     }
     const timedOut = writer.state.errors.slice(failuresBefore);
     await produce(topic, sent, 100_000, 500, 100);
-    await expectEachOnce('clickhouse SIGSTOP', topic, sent, { stoppedMs: stoppedFor, invocations: writer.state.invocations,
-      failedWhileStopped: timedOut.length, errors: [...new Set(timedOut)].join(' ') });
+    await expectEachOnce('clickhouse SIGSTOP', topic, sent, () => ({ stoppedMs: stoppedFor, invocations: writer.state.invocations,
+      failedWhileStopped: timedOut.length, errors: [...new Set(timedOut)].join(' ') }));
     expect(timedOut.length, 'invocations failed while the server was stopped').toBeGreaterThanOrEqual(1);
   }, 120_000);
 });

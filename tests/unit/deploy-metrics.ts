@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEventV2, Context, MSKEvent } from 'aws-lambda';
 import { vi } from 'vitest';
@@ -56,7 +57,13 @@ export async function emittedMetrics(telemetryEnv: { ingest: Record<string, stri
   }));
   vi.doMock('../../shared/clickhouse.ts', async (original) => ({
     ...(await original<typeof import('../../shared/clickhouse.ts')>()),
-    clickHouseWithStoredPassword: () => Object.assign(async () => ({ insert: async () => ({}) }), { rejected: () => {} }),
+    // The writer's insert: exec with the body as a stream, read to its end as a server would.
+    clickHouseWithStoredPassword: () => Object.assign(async () => ({
+      exec: async ({ values }: { values?: AsyncIterable<unknown> }) => {
+        for await (const chunk of values ?? []) void chunk;
+        return { stream: Readable.from([]) };
+      },
+    }), { rejected: () => {} }),
   }));
   const common = {
     POWERTOOLS_METRICS_DISABLED: 'false', POWERTOOLS_LOG_LEVEL: 'SILENT', KAFKA_BROKERS: 'fake-broker:9092',
