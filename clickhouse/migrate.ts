@@ -98,6 +98,10 @@ export async function migrate(
 
 // `npm run migrate`: apply to CLICKHOUSE_URL / CLICKHOUSE_DATABASE.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const fail = (message: string): never => {
+    console.error(`npm run migrate: ${message}`);
+    process.exit(2);
+  };
   const { loadConfig } = await import('../shared/config.ts');
   const { clickHouseEnv, createClickHouse } = await import('../shared/clickhouse.ts');
   const settings = loadConfig(clickHouseEnv);
@@ -109,7 +113,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   try {
     const cluster = process.env.CLICKHOUSE_CLUSTER?.trim() || undefined;
     // CLICKHOUSE_CLUSTER_NODES: every node's HTTP URL, for a cluster that refuses ON CLUSTER (the embedded one).
-    const nodeUrls = cluster ? (process.env.CLICKHOUSE_CLUSTER_NODES ?? '').split(',').map((u) => u.trim()).filter(Boolean) : [];
+    const nodeUrls = (process.env.CLICKHOUSE_CLUSTER_NODES ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+    if (nodeUrls.length > 0 && !cluster) fail('CLICKHOUSE_CLUSTER_NODES is set without CLICKHOUSE_CLUSTER: name the cluster, or unset the nodes');
+    // The bookkeeping table lives on the node CLICKHOUSE_URL names: it must be one of the cluster's.
+    if (nodeUrls.length > 0 && !nodeUrls.includes(settings.CLICKHOUSE_URL)) fail(`CLICKHOUSE_URL ${settings.CLICKHOUSE_URL} is not one of CLICKHOUSE_CLUSTER_NODES (${nodeUrls.join(', ')})`);
     const nodes = nodeUrls.map((url) => {
       const node = { ...settings, CLICKHOUSE_URL: url };
       const clients = { admin: createClickHouse(node, 'default', long), db: createClickHouse(node, settings.CLICKHOUSE_DATABASE, long) };

@@ -43,7 +43,9 @@ const serverProfile = '<default><implicit_select>0</implicit_select><allow_intro
  * The users file. clickhouse-local's own session always logs in as `default` with no password
  * (chDB's LocalConnection), from 127.0.0.1 like any local client, so `default` must exist without
  * one. With a configured user, `default` keeps only what that session needs to start the
- * listeners and read its stdin; everything else needs the user's password.
+ * listeners and read its stdin (a narrower READ ON FILE('stdin') is refused for it); the tables
+ * need the user's password. The server binds loopback only: the rest of this machine can still
+ * read files through `default`, which the README's limits say.
  */
 export function usersXml(options: Pick<ServerConfigOptions, 'user' | 'password'>): string {
   const anyNetwork = '<networks><ip>::/0</ip></networks>';
@@ -85,6 +87,7 @@ export function serverConfigXml(options: ServerConfigOptions): string {
     `  <logger><log>${xmlEscape(join(options.dataDir, logFileName))}</log></logger>`,
   ];
   if (options.cluster) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.cluster.name)) throw new Error(`cluster name ${JSON.stringify(options.cluster.name)}: letters, digits and _ only`);
     const shards = options.cluster.shards
       .map((node) => `<shard><replica><host>${xmlEscape(node.host)}</host><port>${node.tcpPort}</port></replica></shard>`)
       .join('');

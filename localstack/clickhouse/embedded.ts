@@ -10,7 +10,8 @@ import { get } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../ports.ts';
+import { assertDataDirFree, clickhouseLock } from '../lock.ts';
+import { freePort, freePortRange } from '../ports.ts';
 import { configFileName, serverConfigXml, usersFileName, usersXml, type ServerConfigOptions } from './config.ts';
 
 /** A running embedded ClickHouse server. */
@@ -38,7 +39,7 @@ export interface EmbeddedClickHouseOptions {
   password?: string;
   /** `remote_servers` of a cluster of embedded servers. */
   cluster?: ServerConfigOptions['cluster'];
-  /** How long to wait for the server to answer /ping (default 60 s). */
+  /** How long to wait for the server to answer (default 60 s). */
   startTimeoutMs?: number;
 }
 
@@ -51,13 +52,13 @@ const HOST = '127.0.0.1';
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-// If the parent exits without stop(), do not leave a server holding the data dir.
-// (SIGKILL of the parent is covered by the server reading its stdin to the end.)
+// If the parent exits without stop(), do not leave a server holding the data dir: its stdin
+// closes, its clean shutdown (SIGTERM would end it at once). A SIGKILL of the parent closes it too.
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const child of running) child.kill('SIGTERM');
+    for (const child of running) child.stdin?.destroy();
   });
 }
 
@@ -77,6 +78,13 @@ export function startFailureLine(stderr: string): string {
 export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): Promise<EmbeddedClickHouse> {
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
+  // Before the files are written: a refused start must not rewrite a running server's configuration.
+  // (server.ts takes the lock itself: this check only says it early.)
+  try {
+    assertDataDirFree(dataDir, clickhouseLock);
+  } catch (error) {
+    throw new Error(`embedded ClickHouse on ${dataDir} did not start: ${(error as Error).message}`, { cause: error });
+  }
   const port = opts.port || (await freePort());
   const tcpPort = opts.tcpPort === undefined ? undefined : opts.tcpPort || (await freePort());
   const displayName = `ugc-embedded-${randomUUID()}`;
@@ -94,14 +102,15 @@ export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): 
   installExitHook();
   running.add(child);
   let exitStatus: string | undefined;
+  // 'close', not 'exit': by then stderr has been read to its end, so the reason is whole.
   const exited = new Promise<void>((resolveExit) =>
-    child.once('exit', (code, signal) => {
+    child.once('close', (code, signal) => {
       exitStatus = `code ${code ?? 'null'}, signal ${signal ?? 'null'}`;
       running.delete(child);
       resolveExit();
     }),
   );
-  child.once('error', () => undefined); // reported through 'exit'
+  child.once('error', () => undefined); // reported through 'close'
   child.stdin?.on('error', () => undefined); // the server gone: nothing to tell it
 
   let stderr = '';
@@ -126,8 +135,13 @@ export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): 
   try {
     await waitUntilReady(url, displayName, exited, opts.startTimeoutMs ?? 60_000);
   } catch (error) {
-    if (exitStatus === undefined) await stop(); // timed out: not left running
-    const reason = exitStatus !== undefined ? startFailureLine(stderr) : (error as Error).message;
+    const exitedFirst = exitStatus !== undefined;
+    if (!exitedFirst) {
+      // Timed out: a server that never got to read its stdin would not notice it closing.
+      child.kill('SIGKILL');
+      await exited;
+    }
+    const reason = exitedFirst ? `${startFailureLine(stderr)}${stderr.trim() ? '' : ` (exited: ${exitStatus})`}` : (error as Error).message;
     throw new Error(`embedded ClickHouse on ${dataDir} did not start: ${reason}`, { cause: stderr });
   }
 
@@ -179,10 +193,12 @@ export interface EmbeddedCluster {
  * (clickhouse/cluster.ts, the per-node form). Data in `dataDir/node-N`.
  */
 export async function startEmbeddedCluster({ dataDir, shards = 2, name = 'ugc_cluster' }: { dataDir: string; shards?: number; name?: string }): Promise<EmbeddedCluster> {
-  const tcpPorts: number[] = [];
-  for (let i = 0; i < shards; i++) tcpPorts.push(await freePort());
+  // Every node's HTTP and native port at once, so no two of them are the same.
+  const ports = await freePortRange(2 * shards);
+  const tcpPorts = ports.slice(0, shards);
   const cluster = { name, shards: tcpPorts.map((tcpPort) => ({ host: HOST, tcpPort })) };
-  const started = await Promise.allSettled(tcpPorts.map((tcpPort, i) => startEmbeddedClickHouse({ dataDir: join(dataDir, `node-${i + 1}`), tcpPort, cluster })));
+  const started = await Promise.allSettled(tcpPorts.map((tcpPort, i) =>
+    startEmbeddedClickHouse({ dataDir: join(dataDir, `node-${i + 1}`), port: ports[shards + i]!, tcpPort, cluster })));
   const nodes = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.stop()));

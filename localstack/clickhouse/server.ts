@@ -25,7 +25,7 @@ const enginePackages: Record<string, string> = {
   'darwin-arm64': '@chdb/lib-darwin-arm64',
 };
 
-/** Exit codes embedded.ts tells apart. */
+/** The process's exit codes, by reason (embedded.ts shows the reason's line, not the code). */
 export const exitCodes = { usage: 2, dataDirInUse: 3, library: 4, server: 5 } as const;
 
 /** One line on stderr (embedded.ts shows it as the reason), then exit. */

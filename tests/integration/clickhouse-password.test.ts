@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startEmbeddedClickHouse, type EmbeddedClickHouse } from '../../localstack/clickhouse/embedded.ts';
-import { clickHouseWithStoredPassword } from '../../shared/clickhouse.ts';
+import { Readable } from 'node:stream';
+import { clickHouseWithStoredPassword, createClickHouse, isAuthenticationFailure } from '../../shared/clickhouse.ts';
 import { awsSecretStores } from '../../shared/secrets.ts';
 import { freePort } from '../setup/context.ts';
 
@@ -80,5 +81,25 @@ describe('a ClickHouse password kept from Secrets Manager', () => {
     getClient.rejected(error);
     await getClient();
     expect(send).toHaveBeenCalledTimes(1);
+  });
+
+  it('is seen as refused on the writer’s streamed insert too: ClickHouse answers 516 before the body ends, never a bare broken connection', async () => {
+    const settings = { CLICKHOUSE_URL: clickhouse.url, CLICKHOUSE_USER: 'writer', CLICKHOUSE_DATABASE: 'default', CLICKHOUSE_REQUEST_TIMEOUT_MS: 10_000 };
+    const good = createClickHouse({ ...settings, CLICKHOUSE_PASSWORD: 'new-password' });
+    const kept = createClickHouse({ ...settings, CLICKHOUSE_PASSWORD: 'old-password' });
+    try {
+      await good.command({ query: 'CREATE TABLE IF NOT EXISTS streamed (s String) ENGINE = MergeTree ORDER BY s' });
+      // 12 MB a try, in 64 KB pieces as the writer sends them: the refusal comes while most of it is unsent.
+      const body = () => Readable.from((function* () { for (let i = 0; i < 200; i++) yield `${JSON.stringify(['x'.repeat(300)])}\n`.repeat(200); })(), { objectMode: false });
+      const outcomes: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const error = await kept.exec({ query: 'INSERT INTO streamed FORMAT JSONCompactEachRow', values: body(), clickhouse_settings: { wait_end_of_query: 1 } })
+          .then(({ stream }) => { stream.destroy(); return undefined; }, (e: unknown) => e);
+        outcomes.push(isAuthenticationFailure(error) ? '516' : String((error as { code?: unknown } | undefined)?.code ?? 'accepted'));
+      }
+      expect(outcomes).toEqual(Array(10).fill('516'));
+    } finally {
+      await Promise.all([good.close(), kept.close()]);
+    }
   });
 });

@@ -1,10 +1,13 @@
 import type { MSKEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildKafkaEvent } from '../../localstack/event-source/aws-kafka-event.ts';
+import { eventually } from '../setup/context.ts';
 import { compare, eventMessage, report, sleep, startPipeline, waitForRows, type Pipeline } from './harness.ts';
 
 // Faults of the real ClickHouse server (the embedded one is ClickHouse's own HTTP server): the
 // server down when the writer starts, stopped in the middle of a steady stream, kill -9 in the
-// middle of an insert, SIGSTOP for longer than the client's request timeout (5 s here). For each, the fault is asserted to have happened, and
+// middle of an insert and just after one, SIGSTOP for longer than the client's request timeout
+// (5 s here). For each, the fault is asserted to have happened, and
 // every event produced is in ClickHouse exactly once (merges are stopped: a duplicate row shows).
 let pipeline: Pipeline;
 
@@ -71,7 +74,7 @@ describe('ClickHouse server faults', () => {
     await pipeline.drive(topic, writer.invoke, { batchSize: 100, windowSeconds: 0.1 });
     const sent: string[] = [];
     await produce(topic, sent, 0, 600, 100);
-    while (writer.state.errors.length < 3) await sleep(100);
+    await eventually(async () => writer.state.errors.length >= 3 || undefined, 30_000, 'three failed invocations');
     expect(writer.state.errors.every((code) => code === 'ECONNREFUSED'), writer.state.errors.join(', ')).toBe(true);
     await writer.whileHeld(() => pipeline.startClickHouse());
     await produce(topic, sent, 600, 400, 100);
@@ -100,7 +103,7 @@ describe('ClickHouse server faults', () => {
     await expectEachOnce('clickhouse down', topic, sent, () => ({ invocations: writer.state.invocations, failedInvocations: writer.state.errors.length }));
   }, 120_000);
 
-  it('kill -9 of the server in the middle of an insert, then a restart: the retried batch is stored once, by its token', async () => {
+  it('kill -9 of the server in the middle of an insert, then a restart: the cut batch is retried and stored once', async () => {
     const topic = await pipeline.newTopic(3);
     const writer = gatedWriter();
     const sent: string[] = [];
@@ -118,12 +121,13 @@ describe('ClickHouse server faults', () => {
           process.kill(victim.pid, 'SIGKILL');
           killed = { whileRunning: running[0]!.query_id };
         }
+        await sleep(2);
       }
     })();
     await pipeline.drive(topic, writer.invoke, { batchSize: 2_000, windowSeconds: 0.5 });
     await watcher;
     expect(killed, 'an insert was running when the server was killed').toBeDefined();
-    while (writer.state.errors.length < 1) await sleep(50);
+    await eventually(async () => writer.state.errors.length >= 1 || undefined, 30_000, 'the cut invocation to fail');
     // The invocation whose insert was cut: its connection broke (reset, or a write into it while the body
     // streamed), not refused (that would be a later one).
     expect(writer.state.errors[0]).toMatch(/^(ECONNRESET|EPIPE)$/);
@@ -131,6 +135,23 @@ describe('ClickHouse server faults', () => {
     await produce(topic, sent, 6_000, 1_000);
     await expectEachOnce('clickhouse kill -9 mid-insert', topic, sent, () => ({ killedDuring: killed!.whileRunning, invocations: writer.state.invocations,
       failedInvocations: writer.state.errors.length, errors: [...new Set(writer.state.errors)].join(' ') }));
+  }, 120_000);
+
+  it('kill -9 of the server just after an insert was answered, then the batch again after the restart: dropped by its token', async () => {
+    const topic = await pipeline.newTopic(1);
+    const batch = Array.from({ length: 500 }, (_, i) => eventMessage(`viewer-${i % 13}`, i));
+    const event = buildKafkaEvent({ kind: 'msk', eventSourceArn: 'arn:aws:kafka:us-east-1:000000000000:cluster/reliability/1', bootstrapServers: pipeline.bootstrapServers },
+      batch.map(({ message }, offset) => ({ topic, partition: 0, offset, timestamp: Date.now(), timestampType: 'CREATE_TIME' as const,
+        key: Buffer.from(String(message.key)).toString('base64'), value: Buffer.from(String(message.value)).toString('base64'), headers: [] }))) as MSKEvent;
+    await pipeline.writer(event, pipeline.writerContext());
+    process.kill(pipeline.clickhouse.pid, 'SIGKILL'); // before any merge or flush could tidy up after it
+    await pipeline.startClickHouse();
+    await pipeline.writer(event, pipeline.writerContext()); // AWS redelivers the batch whose invocation it saw fail
+    // The restarted server's counters start at 0: this one is the redelivered insert's block.
+    const [dropped] = await pipeline.query<{ n: string }>("SELECT value AS n FROM system.events WHERE event = 'DuplicatedInsertedBlocks'");
+    const sent = batch.map((b) => b.eventId);
+    await expectEachOnce('clickhouse kill -9 after an insert', topic, sent, () => ({ droppedBlocks: Number(dropped?.n ?? 0) }));
+    expect(Number(dropped?.n ?? 0), 'the redelivered insert was dropped as a duplicate block').toBeGreaterThanOrEqual(1);
   }, 120_000);
 
   it('SIGSTOP of the server for longer than the request timeout, then SIGCONT: inserts time out and are retried, every event once', async () => {
@@ -157,5 +178,6 @@ describe('ClickHouse server faults', () => {
     await expectEachOnce('clickhouse SIGSTOP', topic, sent, () => ({ stoppedMs: stoppedFor, invocations: writer.state.invocations,
       failedWhileStopped: timedOut.length, errors: [...new Set(timedOut)].join(' ') }));
     expect(timedOut.length, 'invocations failed while the server was stopped').toBeGreaterThanOrEqual(1);
+    expect(timedOut.every((error) => /Timeout error/.test(error)), timedOut.join(', ')).toBe(true);
   }, 120_000);
 });

@@ -112,8 +112,8 @@ describe('dead-letter sends', () => {
     expect(poison).toHaveLength(0);
     expect([...rows]).toHaveLength(1);
     expect(poison.map((p) => p.position.offset)).toEqual([1]);
-    const whole = decodeBatch({ eventSource: 'aws:kafka', eventSourceArn: 'arn', bootstrapServers: 'b', records: { 'ugc.events-0': records } });
-    expect(batchToken(records)).toBe(whole.token);
+    // The token needs no decoding: a poison record's bytes count like any other.
+    expect(batchToken(records)).not.toBe(batchToken([records[0]!, record(1, '{other poison'), records[2]!]));
   });
 
   it('writes rows as JSONCompactEachRow text in chunks of about the size asked, every row once and whole', () => {
