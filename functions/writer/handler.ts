@@ -60,6 +60,7 @@ async function writeBatch(event: MSKEvent, context: Context): Promise<{ written:
   // and the dead letters are sent once the rows are safe. No request for a batch of poison only.
   const first = rows.next();
   if (!first.done) {
+    // The insert's time, its decoding included: the rows are decoded as the insert sends them.
     const started = performance.now();
     function* counted(): Generator<EventRow> {
       for (let row = first; !row.done; row = rows.next()) {
