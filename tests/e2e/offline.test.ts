@@ -89,4 +89,16 @@ describe('through serverless offline over HTTP', () => {
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ code: 'malformed_json' });
   });
+
+  it('answers every kind of JSON value as the whole body with a 4xx and a code, as on AWS, where the body is always text', async () => {
+    const token = `Bearer ${await signDevToken('v', { secret })}`;
+    const answers: string[] = [];
+    for (const [path, body] of [['/v1/events', 'false'], ['/v1/events', '0'], ['/v1/events', 'null'], ['/v1/events', 'true'], ['/v1/events', '[]'],
+      ['/v1/events', '"text"'], ['/v1/events', '-1.5'], ['/v1/films/tt1/progress', 'false'], ['/v1/films/tt1/progress', '0'], ['/v1/films/tt1/progress', 'null']] as const) {
+      const res = await fetch(`${offline.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: token }, body });
+      const answer = (await res.json()) as { code?: string };
+      answers.push(`${path} ${body} -> ${res.status} ${answer.code}`);
+    }
+    for (const line of answers) expect(line).toMatch(/-> 4\d\d [a-z_]+$/);
+  });
 });
