@@ -145,6 +145,7 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
     } catch (cause) {
       if (cause instanceof HttpError) throw cause;
       if (cause instanceof joseErrors.JWTExpired) throw unauthorized('token_expired', 'the token has expired', cause);
+      if (cause instanceof joseErrors.JWTClaimValidationFailed) throw unauthorized('invalid_token', claimProblem(cause), cause);
       // Not a verdict on the token: the key set could not be fetched (network, timeout, an answer
       // other than 200, a body that is not a key set; jose throws its base JOSEError for those).
       // A 401 would make clients give up the events; a 503 makes them retry.
@@ -154,6 +155,15 @@ export function createViewerVerifier(settings: AuthSettings, options: { key?: JW
       throw unauthorized('invalid_token', 'the token is invalid', cause);
     }
   };
+}
+
+/** What is wrong with a claim, in words a client can act on (the code stays invalid_token, as RFC 6750 has it). */
+function claimProblem({ claim, reason }: joseErrors.JWTClaimValidationFailed): string {
+  if (claim === 'exp' && reason === 'missing') return 'the token has no exp claim: an access token must expire';
+  if (claim === 'nbf') return 'the token is not valid yet: its nbf is in the future';
+  if (claim === 'iss') return reason === 'missing' ? 'the token has no iss claim' : 'the token was issued by another issuer';
+  if (claim === 'aud') return reason === 'missing' ? 'the token has no aud claim' : 'the token is meant for another audience';
+  return reason === 'missing' ? `the token has no ${claim} claim` : `the token's ${claim} claim is not acceptable`;
 }
 
 /**

@@ -29,11 +29,17 @@ describe('viewer token verification', () => {
 
   it('refuses expired, never-expiring, not-yet-valid, wrong-issuer, wrong-key, unsigned and malformed tokens', async () => {
     const now = Math.floor(Date.now() / 1000);
-    expect(await rejection(`Bearer ${await sign((j) => j)}`)).toMatchObject({ statusCode: 401, code: 'invalid_token' });
+    // Each with what a client can act on: the message, and the challenge's error_description.
+    const noExp = await rejection(`Bearer ${await sign((j) => j)}`);
+    expect(noExp).toMatchObject({ statusCode: 401, code: 'invalid_token', message: 'the token has no exp claim: an access token must expire' });
+    expect(noExp.headers['WWW-Authenticate']).toContain('error_description="the token has no exp claim: an access token must expire"');
     expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime(now - 60))}`)).code).toBe('token_expired');
-    expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setNotBefore(now + 600))}`)).statusCode).toBe(401);
-    expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setIssuer('evil'))}`)).statusCode).toBe(401);
-    expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setAudience('another-api'))}`)).statusCode).toBe(401);
+    expect(await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setNotBefore(now + 600))}`))
+      .toMatchObject({ statusCode: 401, code: 'invalid_token', message: 'the token is not valid yet: its nbf is in the future' });
+    expect(await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setIssuer('evil'))}`))
+      .toMatchObject({ statusCode: 401, code: 'invalid_token', message: 'the token was issued by another issuer' });
+    expect(await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m').setAudience('another-api'))}`))
+      .toMatchObject({ statusCode: 401, code: 'invalid_token', message: 'the token is meant for another audience' });
     expect((await rejection(`Bearer ${await sign((j) => j.setExpirationTime('5m'), 'another-secret-of-enough-length')}`)).statusCode).toBe(401);
     const unsigned = new UnsecuredJWT({}).setSubject('viewer-7').setIssuer('auth').setAudience('ugc').setExpirationTime('5m').encode();
     expect((await rejection(`Bearer ${unsigned}`)).code).toBe('invalid_token');
