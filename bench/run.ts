@@ -72,12 +72,21 @@ process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
 }) as typeof process.stdout.write;
 console.error(`[bench] the functions' log lines go to ${logPath}`);
 const started = performance.now();
+// A module that throws costs only its own rows: the others' figures are still printed and written.
+const failed: { name: string; error: string }[] = [];
 for (const [name, run] of benches.filter(([name]) => wanted.length === 0 || wanted.includes(name))) {
   console.error(`[bench] ${name} …`);
-  const { rows: measured, json } = await run();
-  rows.push(...measured);
-  Object.assign(results, json);
+  try {
+    const { rows: measured, json } = await run();
+    rows.push(...measured);
+    Object.assign(results, json);
+  } catch (error) {
+    const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    failed.push({ name, error: message });
+    console.error(`[bench] ${name} failed: ${message}`);
+  }
 }
+if (failed.length > 0) results.failed = failed;
 results.durationS = Math.round((performance.now() - started) / 1000);
 process.stdout.write = terminalWrite as typeof process.stdout.write; // what comes after the benches goes to the terminal
 closeSync(logFd);
@@ -86,4 +95,5 @@ terminalWrite(`${markdownTable(rows)}\n`);
 const file = new URL(`./results/bench-${stamp}.json`, import.meta.url);
 await writeFile(file, JSON.stringify(results, null, 2));
 terminalWrite(`\nfigures written to ${file.pathname} (${results.durationS} s)\n`);
-process.exit(0);
+for (const { name, error } of failed) terminalWrite(`\nbench ${name} FAILED, so its rows are missing above: ${error.split('\n')[0]}\n`);
+process.exit(failed.length > 0 ? 1 : 0);
