@@ -60,9 +60,9 @@ export function parseFilmId(raw: string | undefined): string {
   return filmId;
 }
 
-/** `?limit=N`: an integer in 1..maxLimit; absent means the default. */
+/** `?limit=N`: an integer in 1..maxLimit; absent means the default. `limit=` is not an integer (the document's word). */
 export function parseLimit(raw: string | undefined, { defaultLimit, maxLimit }: LimitBounds): number {
-  if (raw === undefined || raw === '') return Math.min(defaultLimit, maxLimit);
+  if (raw === undefined) return Math.min(defaultLimit, maxLimit);
   if (!/^\d{1,6}$/.test(raw)) throw new HttpError(400, 'invalid_limit', `limit must be an integer from 1 to ${maxLimit}`);
   const limit = Number(raw);
   if (limit < 1 || limit > maxLimit) throw new HttpError(400, 'invalid_limit', `limit must be an integer from 1 to ${maxLimit}`);
