@@ -176,9 +176,9 @@ validate25.errors = vErrors;
 return errors === 0;
 }
 
-const schema10 = {"type":"string","minLength":1,"maxLength":64,"pattern":"^\\P{Cs}*$"};
+const schema10 = {"type":"string","minLength":1,"maxLength":64,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"};
 const func3 = ucs2length.default ?? ucs2length;
-const pattern3 = new RegExp("^\\P{Cs}*$", "u");
+const pattern3 = new RegExp("^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$", "u");
 
 function validate27(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -196,7 +196,7 @@ return false;
 }
 else {
 if(!pattern3.test(data)){
-validate27.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate27.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -211,7 +211,7 @@ validate27.errors = vErrors;
 return errors === 0;
 }
 
-const schema11 = {"type":"string","minLength":1,"maxLength":9007199254740991,"pattern":"^\\P{Cs}*$"};
+const schema11 = {"type":"string","minLength":1,"maxLength":9007199254740991,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"};
 
 function validate29(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -229,7 +229,7 @@ return false;
 }
 else {
 if(!pattern3.test(data)){
-validate29.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate29.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -339,7 +339,7 @@ validate33.errors = vErrors;
 return errors === 0;
 }
 
-const schema14 = {"type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"};
+const schema14 = {"type":"string","minLength":1,"maxLength":256,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"};
 
 function validate35(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -357,7 +357,7 @@ return false;
 }
 else {
 if(!pattern3.test(data)){
-validate35.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate35.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -972,7 +972,7 @@ return errors === 0;
 
 export const page_view = validate59;
 const schema19 = {"type":"object","properties":{"type":{"type":"string","const":"page_view"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema9"},"referrer":{"allOf":[{"$ref":"#/definitions/__schema9"}]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","url","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
-const schema20 = {"type":"string","minLength":1,"maxLength":2048,"pattern":"^\\P{Cs}*$"};
+const schema20 = {"type":"string","minLength":1,"maxLength":2048,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"};
 
 function validate62(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -990,7 +990,7 @@ return false;
 }
 else {
 if(!pattern3.test(data)){
-validate62.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate62.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -1170,7 +1170,7 @@ return errors === 0;
 }
 
 export const click = validate70;
-const schema21 = {"type":"object","properties":{"type":{"type":"string","const":"click"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema9"},"element":{"type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","url","element","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+const schema21 = {"type":"object","properties":{"type":{"type":"string","const":"click"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema9"},"element":{"type":"string","minLength":1,"maxLength":256,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","url","element","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
 
 function validate70(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1259,7 +1259,7 @@ return false;
 }
 else {
 if(!pattern3.test(data4)){
-validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate70.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -1357,7 +1357,7 @@ return errors === 0;
 }
 
 export const search = validate79;
-const schema22 = {"type":"object","properties":{"type":{"type":"string","const":"search"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"query":{"type":"string","minLength":1,"maxLength":512,"pattern":"^\\P{Cs}*$"},"results_count":{"type":"integer","minimum":0,"maximum":4294967295},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","query","results_count","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+const schema22 = {"type":"object","properties":{"type":{"type":"string","const":"search"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"query":{"type":"string","minLength":1,"maxLength":512,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},"results_count":{"type":"integer","minimum":0,"maximum":4294967295},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","query","results_count","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
 
 function validate79(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1434,7 +1434,7 @@ return false;
 }
 else {
 if(!pattern3.test(data3)){
-validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate79.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -1559,7 +1559,7 @@ return errors === 0;
 }
 
 export const review = validate87;
-const schema23 = {"type":"object","properties":{"type":{"type":"string","const":"review"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"review_text":{"type":"string","minLength":1,"maxLength":4000,"pattern":"^\\P{Cs}*$","description":"The review, 1 to 4000 Unicode code points (an emoji is one, a ZWJ sequence several). A newer review by the same viewer of the same film (by event time) replaces the earlier one."},"score":{"allOf":[{"$ref":"#/definitions/__schema8"}]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","review_text","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+const schema23 = {"type":"object","properties":{"type":{"type":"string","const":"review"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"review_text":{"type":"string","minLength":1,"maxLength":4000,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$","description":"The review, 1 to 4000 Unicode code points (an emoji is one, a ZWJ sequence several). A newer review by the same viewer of the same film (by event time) replaces the earlier one."},"score":{"allOf":[{"$ref":"#/definitions/__schema8"}]},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","review_text","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
 
 function validate87(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1648,7 +1648,7 @@ return false;
 }
 else {
 if(!pattern3.test(data4)){
-validate87.errors = [{instancePath:instancePath+"/review_text",schemaPath:"#/properties/review_text/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate87.errors = [{instancePath:instancePath+"/review_text",schemaPath:"#/properties/review_text/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -1759,7 +1759,7 @@ return errors === 0;
 }
 
 export const like = validate97;
-const schema24 = {"type":"object","properties":{"type":{"type":"string","const":"like"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"reviewer_id":{"description":"Absent: the viewer likes or unlikes the film. Present: that viewer's review of the film (reviews are one per viewer and film).","type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"},"action":{"type":"string","enum":["like","unlike"],"description":"The latest action of a viewer on a film or review (by event time) holds."},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","action","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
+const schema24 = {"type":"object","properties":{"type":{"type":"string","const":"like"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"reviewer_id":{"description":"Absent: the viewer likes or unlikes the film. Present: that viewer's review of the film (reviews are one per viewer and film).","type":"string","minLength":1,"maxLength":256,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},"action":{"type":"string","enum":["like","unlike"],"description":"The latest action of a viewer on a film or review (by event time) holds."},"user_id":{"$ref":"#/definitions/__schema3"},"received_at":{"$ref":"#/definitions/__schema4"},"occurred_at":{"$ref":"#/definitions/__schema5"},"request_id":{"$ref":"#/definitions/__schema6"},"schema_version":{"$ref":"#/definitions/__schema7"}},"required":["type","event_id","film_id","action","user_id","received_at","occurred_at","request_id","schema_version"],"additionalProperties":false};
 
 function validate97(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1848,7 +1848,7 @@ return false;
 }
 else {
 if(!pattern3.test(data4)){
-validate97.errors = [{instancePath:instancePath+"/reviewer_id",schemaPath:"#/properties/reviewer_id/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate97.errors = [{instancePath:instancePath+"/reviewer_id",schemaPath:"#/properties/reviewer_id/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -1967,7 +1967,7 @@ export const patternNames = {
   "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$": "uuid",
   "^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z|([+-](?:[01]\\d|2[0-3]):[0-5]\\d)))$": "date-time",
   "^(?:19[7-9]\\d|2[01]\\d\\d)-": "a time between the years 1970 and 2199",
-  "^\\P{Cs}*$": "Unicode text without lone surrogates",
+  "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$": "Unicode text without lone surrogates",
   "^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z))$": "date-time"
 };
 /** Each type's validator, by type (its keys name the types these validators know). */

@@ -175,9 +175,9 @@ validate25.errors = vErrors;
 return errors === 0;
 }
 
-const schema10 = {"type":"string","minLength":1,"maxLength":64,"pattern":"^\\P{Cs}*$"};
+const schema10 = {"type":"string","minLength":1,"maxLength":64,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"};
 const func2 = ucs2length.default ?? ucs2length;
-const pattern3 = new RegExp("^\\P{Cs}*$", "u");
+const pattern3 = new RegExp("^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$", "u");
 
 function validate27(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -195,7 +195,7 @@ return false;
 }
 else {
 if(!pattern3.test(data)){
-validate27.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate27.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -594,7 +594,7 @@ return errors === 0;
 
 export const page_view = validate39;
 const schema14 = {"type":"object","properties":{"type":{"type":"string","const":"page_view"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema4"},"referrer":{"allOf":[{"$ref":"#/definitions/__schema4"}]}},"required":["type","url"],"additionalProperties":false,"examples":[{"type":"page_view","url":"/films/tt0111161","referrer":"/search?q=shawshank"}]};
-const schema15 = {"type":"string","minLength":1,"maxLength":2048,"pattern":"^\\P{Cs}*$"};
+const schema15 = {"type":"string","minLength":1,"maxLength":2048,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"};
 
 function validate42(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -612,7 +612,7 @@ return false;
 }
 else {
 if(!pattern3.test(data)){
-validate42.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate42.errors = [{instancePath,schemaPath:"#/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -729,7 +729,7 @@ return errors === 0;
 }
 
 export const click = validate45;
-const schema16 = {"type":"object","properties":{"type":{"type":"string","const":"click"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema4"},"element":{"type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"}},"required":["type","url","element"],"additionalProperties":false,"examples":[{"type":"click","url":"/films/tt0111161","element":"play-button"}]};
+const schema16 = {"type":"object","properties":{"type":{"type":"string","const":"click"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"url":{"$ref":"#/definitions/__schema4"},"element":{"type":"string","minLength":1,"maxLength":256,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"}},"required":["type","url","element"],"additionalProperties":false,"examples":[{"type":"click","url":"/films/tt0111161","element":"play-button"}]};
 
 function validate45(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -820,7 +820,7 @@ return false;
 }
 else {
 if(!pattern3.test(data4)){
-validate45.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate45.errors = [{instancePath:instancePath+"/element",schemaPath:"#/properties/element/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -853,7 +853,7 @@ return errors === 0;
 }
 
 export const search = validate49;
-const schema17 = {"type":"object","properties":{"type":{"type":"string","const":"search"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"query":{"type":"string","minLength":1,"maxLength":512,"pattern":"^\\P{Cs}*$"},"results_count":{"type":"integer","minimum":0,"maximum":4294967295}},"required":["type","query","results_count"],"additionalProperties":false,"examples":[{"type":"search","query":"shawshank","results_count":3}]};
+const schema17 = {"type":"object","properties":{"type":{"type":"string","const":"search"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"query":{"type":"string","minLength":1,"maxLength":512,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},"results_count":{"type":"integer","minimum":0,"maximum":4294967295}},"required":["type","query","results_count"],"additionalProperties":false,"examples":[{"type":"search","query":"shawshank","results_count":3}]};
 
 function validate49(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -932,7 +932,7 @@ return false;
 }
 else {
 if(!pattern3.test(data3)){
-validate49.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate49.errors = [{instancePath:instancePath+"/query",schemaPath:"#/properties/query/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -992,7 +992,7 @@ return errors === 0;
 }
 
 export const review = validate52;
-const schema18 = {"type":"object","properties":{"type":{"type":"string","const":"review"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"review_text":{"type":"string","minLength":1,"maxLength":4000,"pattern":"^\\P{Cs}*$","description":"The review, 1 to 4000 Unicode code points (an emoji is one, a ZWJ sequence several). A newer review by the same viewer of the same film (by event time) replaces the earlier one."},"score":{"allOf":[{"$ref":"#/definitions/__schema3"}]}},"required":["type","film_id","review_text"],"additionalProperties":false,"examples":[{"type":"review","film_id":"tt0111161","review_text":"Hope is a good thing, maybe the best of things. 🎬","score":10},{"type":"review","film_id":"tt0068646","review_text":"فيلم رائع، تمثيل لا يُنسى"}]};
+const schema18 = {"type":"object","properties":{"type":{"type":"string","const":"review"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"review_text":{"type":"string","minLength":1,"maxLength":4000,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$","description":"The review, 1 to 4000 Unicode code points (an emoji is one, a ZWJ sequence several). A newer review by the same viewer of the same film (by event time) replaces the earlier one."},"score":{"allOf":[{"$ref":"#/definitions/__schema3"}]}},"required":["type","film_id","review_text"],"additionalProperties":false,"examples":[{"type":"review","film_id":"tt0111161","review_text":"Hope is a good thing, maybe the best of things. 🎬","score":10},{"type":"review","film_id":"tt0068646","review_text":"فيلم رائع، تمثيل لا يُنسى"}]};
 
 function validate52(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1083,7 +1083,7 @@ return false;
 }
 else {
 if(!pattern3.test(data4)){
-validate52.errors = [{instancePath:instancePath+"/review_text",schemaPath:"#/properties/review_text/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate52.errors = [{instancePath:instancePath+"/review_text",schemaPath:"#/properties/review_text/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -1129,7 +1129,7 @@ return errors === 0;
 }
 
 export const like = validate57;
-const schema19 = {"type":"object","properties":{"type":{"type":"string","const":"like"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"reviewer_id":{"description":"Absent: the viewer likes or unlikes the film. Present: that viewer's review of the film (reviews are one per viewer and film).","type":"string","minLength":1,"maxLength":256,"pattern":"^\\P{Cs}*$"},"action":{"type":"string","enum":["like","unlike"],"description":"The latest action of a viewer on a film or review (by event time) holds."}},"required":["type","film_id","action"],"additionalProperties":false,"examples":[{"type":"like","film_id":"tt0111161","action":"like"},{"type":"like","film_id":"tt0111161","reviewer_id":"viewer-42","action":"unlike"}]};
+const schema19 = {"type":"object","properties":{"type":{"type":"string","const":"like"},"event_id":{"$ref":"#/definitions/__schema0"},"client_ts":{"$ref":"#/definitions/__schema1"},"film_id":{"$ref":"#/definitions/__schema2"},"reviewer_id":{"description":"Absent: the viewer likes or unlikes the film. Present: that viewer's review of the film (reviews are one per viewer and film).","type":"string","minLength":1,"maxLength":256,"pattern":"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},"action":{"type":"string","enum":["like","unlike"],"description":"The latest action of a viewer on a film or review (by event time) holds."}},"required":["type","film_id","action"],"additionalProperties":false,"examples":[{"type":"like","film_id":"tt0111161","action":"like"},{"type":"like","film_id":"tt0111161","reviewer_id":"viewer-42","action":"unlike"}]};
 
 function validate57(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1220,7 +1220,7 @@ return false;
 }
 else {
 if(!pattern3.test(data4)){
-validate57.errors = [{instancePath:instancePath+"/reviewer_id",schemaPath:"#/properties/reviewer_id/pattern",keyword:"pattern",params:{pattern: "^\\P{Cs}*$"},message:"must match pattern \""+"^\\P{Cs}*$"+"\""}];
+validate57.errors = [{instancePath:instancePath+"/reviewer_id",schemaPath:"#/properties/reviewer_id/pattern",keyword:"pattern",params:{pattern: "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"},message:"must match pattern \""+"^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$"+"\""}];
 return false;
 }
 }
@@ -1274,7 +1274,7 @@ export const patternNames = {
   "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$": "uuid",
   "^(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][048]00|[13579][26]00)-02-29|\\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)|(?:02)-(?:0[1-9]|1\\d|2[0-8])))T(?:(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?(?:Z|([+-](?:[01]\\d|2[0-3]):[0-5]\\d)))$": "date-time",
   "^(?:19[7-9]\\d|2[01]\\d\\d)-": "a time between the years 1970 and 2199",
-  "^\\P{Cs}*$": "Unicode text without lone surrogates"
+  "^(?:[^\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$": "Unicode text without lone surrogates"
 };
 /** Each type's validator, by type (its keys name the types these validators know). */
 export const validatorsByType = { film_progress: film_progress, film_rating: film_rating, bookmark: bookmark, page_view: page_view, click: click, search: search, review: review, like: like };

@@ -105,6 +105,14 @@ describe('the OpenAPI document, served by the ingest function', () => {
     const examples = requestExamples().filter((e) => e.path === '/v1/events');
     for (const type of eventTypes) expect(examples.some((e) => (e.value as Json).type === type), type).toBe(true);
     for (const example of examples.filter((e) => e.name !== 'batch')) expect(clientEvent.safeParse(example.value).success, example.name).toBe(true);
+    // Patterns request generators can read: no Unicode property classes (\p{…}), which need the u
+    // flag that JSON Schema's regexes do not promise; each compiles without it.
+    const patterns = JSON.stringify(spec).match(/"pattern":"(?:[^"\\]|\\.)*"/g)?.map((p) => JSON.parse(`{${p}}`).pattern as string) ?? [];
+    expect(patterns.length).toBeGreaterThan(0);
+    for (const pattern of new Set(patterns)) {
+      expect(pattern, pattern).not.toMatch(/\\[pP]\{/);
+      expect(() => new RegExp(pattern), pattern).not.toThrow();
+    }
   });
 
   it('every request example, posted with a signed token, is accepted with 202 as documented', async () => {
