@@ -1,5 +1,5 @@
 import * as z from './zod.ts';
-import { eventSchemas, eventTypes, type EventType } from './events.ts';
+import { eventSchemas, eventTypes, wellFormedText, type EventType } from './events.ts';
 
 /**
  * The API's OpenAPI 3.1 document, generated from the event registry (shared/events.ts): request
@@ -57,8 +57,20 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
 /** JSON Schema (2020-12, as OpenAPI 3.1 uses) of a zod schema's input, without the `$schema` key. */
 function jsonSchema(schema: z.ZodMiniType): JsonObject {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input' }) as JsonObject;
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', override: wellFormedInWords }) as JsonObject;
   return rest;
+}
+
+/**
+ * The "no lone surrogates" rule in words, not as its pattern: no regex generators can read says
+ * "no unpaired UTF-16 surrogate" (JSON Schema's patterns see code points or code units, as the
+ * reader pleases), so a pattern made request generators drop it or generate nothing. The server
+ * still checks it (the validators keep the pattern): such a text is refused with 400.
+ */
+function wellFormedInWords({ jsonSchema: schema }: { jsonSchema: { pattern?: string; description?: string } }): void {
+  if (schema.pattern !== wellFormedText.source) return;
+  delete schema.pattern;
+  schema.description = [schema.description, 'Well-formed Unicode text: a lone UTF-16 surrogate (such as "\\ud800") is refused with 400.'].filter(Boolean).join(' ');
 }
 
 /** The `examples` an event schema carries in its metadata. */
@@ -157,10 +169,8 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxPro
       content: { 'application/json': { schema: ref('Accepted'), example: { accepted: 1, rejected: [] } } },
     },
   };
-  const contentEncoding = {
-    name: 'Content-Encoding', in: 'header', required: false, schema: { enum: ['gzip', 'identity'] },
-    description: `gzip: the body is inflated with a cap of ${maxBodyBytes} bytes (413 beyond it, 400 malformed_gzip if it is not gzip).`,
-  };
+  // Not a header parameter: it says how the body is encoded, so a generator would pair it with a plain body.
+  const gzipBodies = ` The body may be gzip with Content-Encoding: gzip (inflated with a cap of ${maxBodyBytes} bytes: 413 beyond it, 400 malformed_gzip if it is not gzip).`;
   const filmIdParameter = { name: 'film_id', in: 'path', required: true, schema: jsonSchema(eventSchemas.film_progress.shape.film_id), example: 'tt0111161' };
   const privateAnswer = { 'Cache-Control': header("The viewer's own data: never stored by a shared cache", { const: 'private, no-store' }) };
   const publicAnswer = { 'Cache-Control': header('Cacheable for 5 minutes', { const: 'public, max-age=300' }) };
@@ -188,9 +198,9 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxPro
           description: `At most ${maxEventsPerRequest} events and ${maxBodyBytes} bytes per request (as sent and inflated). The user id comes from the token, never from the body. `
             + 'Two forms: a Bearer token with an application/json body; or, for pages going away, text/plain with the token in the body (UnloadBatch), '
             + 'which browsers send with no preflight. The body token gets exactly the checks of the header token. A request with both a header '
-            + 'token and a body token is refused (400 conflicting_tokens) rather than guessing which viewer it means.',
+            + 'token and a body token is refused (400 conflicting_tokens, as RFC 6750 section 2 asks of clients: one method per request) '
+            + `rather than guessing which viewer it means.${gzipBodies}`,
           security: [{ viewerToken: [] }, {}],
-          parameters: [contentEncoding],
           requestBody: {
             required: true,
             content: {
@@ -208,8 +218,9 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxPro
         post: {
           operationId: 'postFilmProgress',
           summary: 'Report where the viewer is in a film (the simple form of a film_progress event)',
+          description: `The user id comes from the token, the film from the path.${gzipBodies}`,
           security: [{ viewerToken: [] }],
-          parameters: [filmIdParameter, contentEncoding],
+          parameters: [filmIdParameter],
           requestBody: { required: true, content: { 'application/json': { schema: ref('FilmProgressBody'), examples: progressExamples } } },
           responses: { ...accepted, ...errorResponses(ingestErrors(invalidBody)) },
         },

@@ -83,6 +83,11 @@ export function takeBodyToken(payload: unknown): { token: unknown; payload: unkn
 /** Accepts one event or `{ events: [...] }`; validates each against the registry on its own. */
 export function parseEvents(payload: unknown, limits: BodyLimits): ParsedEvents {
   const isBatch = typeof payload === 'object' && payload !== null && !Array.isArray(payload) && 'events' in payload;
+  if (isBatch) {
+    // A batch is `events` and nothing else, as the document's EventBatch says (additionalProperties: false).
+    const extra = Object.keys(payload).filter((key) => key !== 'events');
+    if (extra.length > 0) throw new HttpError(400, 'invalid_events', `a batch has only events; unknown: ${extra.slice(0, 5).join(', ')}`);
+  }
   const items: unknown[] = isBatch ? toArray((payload as { events: unknown }).events) : [payload];
   if (items.length === 0) throw new HttpError(400, 'no_events', 'events must not be empty');
   if (items.length > limits.maxEvents) {
