@@ -150,14 +150,7 @@ export function filmProgressPayload(filmId: string | undefined, body: unknown): 
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HttpError(400, 'invalid_event', 'the body must be a JSON object');
   }
-  return { events: [{ ...body, type: 'film_progress', film_id: filmId ? decodePathParameter(filmId) : filmId }] };
-}
-
-/** Percent-decodes a path parameter; malformed encoding (`%ZZ`, a cut `%E0%A4`) is the client's error. */
-function decodePathParameter(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    throw new HttpError(400, 'invalid_event', 'film_id: malformed percent-encoding');
-  }
+  // As it comes: API Gateway's HTTP API (and serverless offline) hand path parameters over decoded;
+  // decoding again turned a film id "a%41b" into "aAb" and refused "50%off".
+  return { events: [{ ...body, type: 'film_progress', film_id: filmId }] };
 }

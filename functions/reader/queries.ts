@@ -46,14 +46,9 @@ export function recentProgressQuery(userId: string, limit: number): BoundQuery {
   };
 }
 
-/** The `{film_id}` path parameter, decoded and checked like the ingest checks it. */
+/** The `{film_id}` path parameter, as API Gateway hands it over (decoded), checked like the ingest checks it. */
 export function parseFilmId(raw: string | undefined): string {
-  let filmId: string;
-  try {
-    filmId = decodeURIComponent(raw ?? '');
-  } catch {
-    throw new HttpError(400, 'invalid_film_id', 'film_id is not a valid URL-encoded string');
-  }
+  const filmId = raw ?? '';
   if (filmId.length === 0 || filmId.length > maxFilmIdLength) {
     throw new HttpError(400, 'invalid_film_id', `film_id must be 1 to ${maxFilmIdLength} characters`);
   }

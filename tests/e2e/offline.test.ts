@@ -101,4 +101,18 @@ describe('through serverless offline over HTTP', () => {
     }
     for (const line of answers) expect(line).toMatch(/-> 4\d\d [a-z_]+$/);
   });
+
+  it('takes a film id in the path as the viewer sent it, decoded once: 50%off and a%41b stay themselves', async () => {
+    const token = `Bearer ${await signDevToken(`viewer-${randomUUID()}`, { secret })}`;
+    for (const filmId of ['50%off', 'a%41b']) {
+      const path = `${offline.url}/v1/films/${encodeURIComponent(filmId)}/progress`;
+      const posted = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', authorization: token }, body: JSON.stringify({ position_s: 42, duration_s: 100 }) });
+      expect(posted.status, filmId).toBe(202);
+      const progress = await eventually(async () => {
+        const res = await fetch(path, { headers: { authorization: token } });
+        return res.status === 200 ? ((await res.json()) as { film_id: string; position_s: number }) : undefined;
+      }, 20_000, `${filmId} readable`);
+      expect(progress).toMatchObject({ film_id: filmId, position_s: 42 });
+    }
+  });
 });

@@ -171,11 +171,12 @@ describe('fuzzing the ingest with bad requests', () => {
     ), async (contentType) => {
       await check({ body: JSON.stringify(validBase.click), contentType }, 'content-type');
     }), { numRuns: 1_000, seed: 3 });
-    // The film progress route: bad path parameters (malformed percent-encoding, huge, unicode) and bodies.
+    // The film progress route: bad path parameters (empty, huge, a lone surrogate) and bodies. API Gateway
+    // hands path parameters over decoded, so a '%' in one is the film id's own character, not bad input.
     await fc.assert(fc.asyncProperty(fc.oneof(
-      fc.constantFrom('%', '%E0%A4%A', '%ZZ', '%C0%80', '%ED%A0%80', 'x'.repeat(100), '%F0%9F%8E', '%ud800'),
-      fc.string({ unit: 'binary', minLength: 65 }).filter((s) => !s.includes('%')),
-      fc.string().map((s) => `${s}%`),
+      fc.constantFrom('', 'x'.repeat(65), 'x'.repeat(100_000), '\ud800', 'a\udc00b', '\udc00\ud800'),
+      fc.string({ unit: 'binary', minLength: 65 }),
+      fc.string({ maxLength: 20 }).map((s) => `${s}\ud800`),
     ), fc.oneof(fc.constant(JSON.stringify({ position_s: 1 })), badBody), async (filmId, body) => {
       await check({ routeKey: 'POST /v1/films/{film_id}/progress', filmId, body }, 'film route');
     }), { numRuns: 1_000, seed: 4 });
