@@ -48,3 +48,19 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
+
+/**
+ * `read()`'s answer once it equals `expected`, or its last answer after `timeoutMs`, for the
+ * assertion to show the difference. For what converges: a view's rows, committed after the events
+ * part of the same insert, which another session may see first.
+ */
+export async function settled<T>(read: () => Promise<T>, expected: unknown, timeoutMs = 20_000): Promise<T> {
+  const want = JSON.stringify(expected);
+  const deadline = Date.now() + timeoutMs;
+  let answer = await read();
+  while (JSON.stringify(answer) !== want && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    answer = await read();
+  }
+  return answer;
+}
