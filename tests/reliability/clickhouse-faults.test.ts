@@ -21,15 +21,20 @@ afterAll(async () => {
 
 /** The writer behind a gate (closed while ClickHouse restarts), counting invocations and the errors they threw. */
 function gatedWriter() {
-  const state = { invocations: 0, errors: [] as string[], gate: undefined as Promise<void> | undefined };
+  const state = { invocations: 0, inFlight: 0, succeeded: 0, errors: [] as string[], gate: undefined as Promise<void> | undefined };
   const invoke = async (event: unknown) => {
     if (state.gate) await state.gate;
     state.invocations += 1;
+    state.inFlight += 1;
     try {
-      return await pipeline.writer(event as MSKEvent, pipeline.writerContext());
+      const result = await pipeline.writer(event as MSKEvent, pipeline.writerContext());
+      state.succeeded += 1;
+      return result;
     } catch (error) {
       state.errors.push(String((error as { code?: unknown }).code ?? error));
       throw error;
+    } finally {
+      state.inFlight -= 1;
     }
   };
   /** Runs `restart` with invocations held at the gate, so none lands before merges are stopped again. */
@@ -109,29 +114,42 @@ describe('ClickHouse server faults', () => {
     const sent: string[] = [];
     await produce(topic, sent, 0, 6_000); // a backlog: the first batches are 2,000 records, inserts of tens of ms
     const victim = pipeline.clickhouse;
-    // Killed once ClickHouse itself lists the writer's insert as running: the fault is mid-insert, not between two.
+    // Killed while ClickHouse itself lists the writer's insert as running, and frozen first (SIGSTOP):
+    // if, 100 ms into the freeze, no invocation has finished and one is in flight, its answer can no
+    // longer come, so the kill lands mid-insert. Otherwise the server goes on (SIGCONT) and the next
+    // insert is tried. (Killing on sight alone raced with the insert's answer on a busy machine.)
     let killed: { whileRunning: string } | undefined;
     const watcher = (async () => {
       const deadline = Date.now() + 60_000;
       while (!killed && Date.now() < deadline) {
-        // Early in its run (under 20 ms of its tens), so its answer cannot be on the way already.
         const running = await pipeline.query<{ query_id: string }>(
-          "SELECT query_id FROM system.processes WHERE query LIKE 'INSERT INTO events %' AND query NOT LIKE '%system.processes%' AND elapsed < 0.02").catch(() => []);
-        if (running.length > 0) {
-          process.kill(victim.pid, 'SIGKILL');
-          killed = { whileRunning: running[0]!.query_id };
+          "SELECT query_id FROM system.processes WHERE query LIKE 'INSERT INTO events %' AND query NOT LIKE '%system.processes%'").catch(() => []);
+        if (running.length > 0 && writer.state.inFlight > 0) {
+          const succeeded = writer.state.succeeded;
+          process.kill(victim.pid, 'SIGSTOP');
+          await sleep(100);
+          if (writer.state.inFlight > 0 && writer.state.succeeded === succeeded && writer.state.errors.length === 0) {
+            process.kill(victim.pid, 'SIGKILL');
+            killed = { whileRunning: running[0]!.query_id };
+          } else {
+            process.kill(victim.pid, 'SIGCONT');
+          }
         }
         await sleep(2);
       }
     })();
     await pipeline.drive(topic, writer.invoke, { batchSize: 2_000, windowSeconds: 0.5 });
     await watcher;
-    expect(killed, 'an insert was running when the server was killed').toBeDefined();
-    await eventually(async () => writer.state.errors.length >= 1 || undefined, 30_000, 'the cut invocation to fail');
-    // The invocation whose insert was cut: its connection broke (reset, or a write into it while the body
-    // streamed), not refused (that would be a later one).
-    expect(writer.state.errors[0]).toMatch(/^(ECONNRESET|EPIPE)$/);
-    await writer.whileHeld(() => pipeline.startClickHouse());
+    try {
+      expect(killed, 'an insert was running when the server was killed').toBeDefined();
+      await eventually(async () => writer.state.errors.length >= 1 || undefined, 30_000, 'the cut invocation to fail');
+      // The invocation whose insert was cut: its connection broke (reset, or a write into it while the body
+      // streamed), not refused (that would be a later one).
+      expect(writer.state.errors[0]).toMatch(/^(ECONNRESET|EPIPE)$/);
+    } finally {
+      // Whatever the verdict, the next tests get a server.
+      if (killed) await writer.whileHeld(() => pipeline.startClickHouse());
+    }
     await produce(topic, sent, 6_000, 1_000);
     await expectEachOnce('clickhouse kill -9 mid-insert', topic, sent, () => ({ killedDuring: killed!.whileRunning, invocations: writer.state.invocations,
       failedInvocations: writer.state.errors.length, errors: [...new Set(writer.state.errors)].join(' ') }));
