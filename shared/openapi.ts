@@ -127,9 +127,19 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxPro
     oneOf: eventTypes.map((type) => ref(componentName(type))),
     discriminator: { propertyName: 'type', mapping: Object.fromEntries(eventTypes.map((type) => [type, `#/components/schemas/${componentName(type)}`])) },
   };
+  // Each event is checked on its own, so one bad event does not lose the others: a batch is valid when
+  // at least one of its events is (`contains`), and the rest come back in the 202's `rejected`.
+  const batchEvents = {
+    type: 'array',
+    items: { description: 'An event, checked on its own against ClientEvent; one that fails is listed in `rejected` of the 202' },
+    contains: ref('ClientEvent'),
+    minItems: 1,
+    maxItems: maxEventsPerRequest,
+    description: 'At least one ClientEvent (else 400 no_valid_events); every other item is answered in `rejected`',
+  };
   schemas.EventBatch = {
     type: 'object',
-    properties: { events: { type: 'array', items: ref('ClientEvent'), minItems: 1, maxItems: maxEventsPerRequest } },
+    properties: { events: batchEvents },
     required: ['events'],
     additionalProperties: false,
     description: 'Several events in one request; each is validated on its own.',
@@ -138,7 +148,7 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxPro
     type: 'object',
     properties: {
       token: { type: 'string', description: "The viewer's access token, verified exactly like the Authorization header's" },
-      events: { type: 'array', items: ref('ClientEvent'), minItems: 1, maxItems: maxEventsPerRequest },
+      events: batchEvents,
     },
     required: ['token', 'events'],
     additionalProperties: false,
