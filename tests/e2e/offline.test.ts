@@ -3,7 +3,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOffline, type Offline } from '../../localstack/offline.ts';
 import { signDevToken } from '../../localstack/dev-token.ts';
-import { eventually, freePort } from '../setup/context.ts';
+import { eventually, freePort, settled } from '../setup/context.ts';
 import { ownPipeline, type OwnPipeline } from '../setup/pipeline.ts';
 import { readTopic } from '../setup/kafka.ts';
 
@@ -47,12 +47,13 @@ describe('through serverless offline over HTTP', () => {
     }, 30_000, 'the event in ClickHouse');
     expect(row).toEqual({ user_id: userId, film_id: 'tt0111161', position_s: 120, event_type: 'film_progress' });
 
-    const latest = await pipeline.db.client.query({
+    // The view's rows commit after the events part, so a read right after may not see them yet.
+    const latest = await settled(async () => (await pipeline.db.client.query({
       query: 'SELECT position_s FROM film_progress_latest FINAL WHERE user_id = {u:String}',
       query_params: { u: userId },
       format: 'JSONEachRow',
-    });
-    expect(await latest.json()).toEqual([{ position_s: 120 }]);
+    })).json(), [{ position_s: 120 }]);
+    expect(latest).toEqual([{ position_s: 120 }]);
   });
 
   it('sends a poison record to the dead-letter topic with its reason (the bundled writer produces)', async () => {
@@ -79,6 +80,25 @@ describe('through serverless offline over HTTP', () => {
     expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expect(await res.json()).toMatchObject({ code: 'invalid_token' });
   });
+
+  it('answers a request whose function fails as API Gateway does: 500 {"message":"Internal Server Error"}, the reason in the log only', async () => {
+    // A reader whose configuration is malformed: its cold start throws, naming the variable.
+    const broken = await startOffline({ env: { ...pipeline.env, JWT_SECRET: secret, READ_MAX_LIMIT: 'banana' }, httpPort: await freePort(), lambdaPort: await freePort() });
+    let output = '';
+    broken.process.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    broken.process.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      const res = await fetch(`${broken.url}/v1/progress`, { headers: { authorization: `Bearer ${await signDevToken('v', { secret })}` } });
+      const body = await res.text();
+      // (offline's HTTP server adds a charset to every text type; API Gateway sends application/json alone)
+      expect({ status: res.status, type: res.headers.get('content-type')?.split(';')[0], body }).toEqual({ status: 500, type: 'application/json', body: '{"message":"Internal Server Error"}' });
+      await eventually(async () => expect(output, "the reason, in offline's log").toContain('READ_MAX_LIMIT'), 10_000, 'the reason in the log');
+      // The other functions are untouched.
+      expect((await fetch(`${broken.url}/v1/health`)).status).toBe(200);
+    } finally {
+      await broken.stop();
+    }
+  }, 180_000);
 
   it('answers malformed JSON with 400, never a 5xx', async () => {
     const res = await fetch(`${offline.url}/v1/events`, {
