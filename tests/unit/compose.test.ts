@@ -23,15 +23,15 @@ describe('localstack/compose.yml', () => {
     expect(ids).toEqual(new Set([1, 2, 3]));
   });
 
-  it('exposes each broker on its own host port, matching the KAFKA_BROKERS the README gives', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  it('exposes each broker on its own host port, matching the KAFKA_BROKERS docs/local-stack.md gives', () => {
+    const localStackDoc = readFileSync(new URL('../../docs/local-stack.md', import.meta.url), 'utf8');
     const hostPorts = kafka.map(({ service }) => service!.ports![0]!.split(':')[0]);
     expect(hostPorts).toEqual(['19092', '29092', '39092']);
     for (const { service } of kafka) {
       const external = String(service!.environment!.KAFKA_ADVERTISED_LISTENERS).match(/EXTERNAL:\/\/localhost:(\d+)/)?.[1];
       expect(service!.ports![0]).toBe(`${external}:19092`);
     }
-    expect(readme).toContain('KAFKA_BROKERS=localhost:19092,localhost:29092,localhost:39092');
+    expect(localStackDoc).toContain('KAFKA_BROKERS=localhost:19092,localhost:29092,localhost:39092');
   });
 
   it('needs acks from two in-sync replicas and creates no topic by accident', () => {
@@ -41,10 +41,10 @@ describe('localstack/compose.yml', () => {
     expect(env.KAFKA_AUTO_CREATE_TOPICS_ENABLE).toBe('false');
   });
 
-  it('runs a ClickHouse server on the HTTP port the README gives, and LocalStack for SSM and secrets', () => {
+  it('runs a ClickHouse server on the HTTP port docs/local-stack.md gives, and LocalStack for SSM and secrets', () => {
     expect(compose.services.clickhouse?.image).toMatch(/^clickhouse\/clickhouse-server:/);
     expect(compose.services.clickhouse?.ports).toContain('8123:8123');
-    expect(readFileSync(new URL('../../README.md', import.meta.url), 'utf8')).toContain('CLICKHOUSE_URL=http://localhost:8123');
+    expect(readFileSync(new URL('../../docs/local-stack.md', import.meta.url), 'utf8')).toContain('CLICKHOUSE_URL=http://localhost:8123');
     expect(compose.services.localstack?.image).toMatch(/^localstack\/localstack:/);
     expect(String(compose.services.localstack?.environment?.SERVICES)).toMatch(/ssm.*secretsmanager/);
   });

@@ -20,7 +20,7 @@ const kmsKeyArn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56e
 const alarmTopicArn = 'arn:aws:sns:eu-west-1:123456789012:ugc-alarms';
 // MSK serves each authentication on its own port: IAM on 9098, SASL/SCRAM on 9096.
 const brokersOn = (port: number) => `b-1.ugcprod.abc123.c3.kafka.eu-west-1.amazonaws.com:${port},b-2.ugcprod.abc123.c3.kafka.eu-west-1.amazonaws.com:${port}`;
-/** Example prod parameters, as an operator passes them (README, "Deploy"). */
+/** Example prod parameters, as an operator passes them (docs/operations.md, "Deploy"). */
 const prodParams: Record<string, string> = {
   mskClusterArn: clusterArn,
   kafkaBrokers: brokersOn(9098),
@@ -351,22 +351,22 @@ describe('what the template review found (issue 17), in both variants', () => {
       .toEqual([topicArn('ugc.events.dlq'), topicArn(destinationTopic)]);
   });
 
-  it('gives the functions the brokers of their authentication: IAM on 9098, SCRAM on 9096, in the tests and the README', async () => {
+  it('gives the functions the brokers of their authentication: IAM on 9098, SCRAM on 9096, in the tests and docs/operations.md', async () => {
     const ports = (p: Packaged) => (['Ingest', 'Writer', 'Reader'] as const).flatMap((fn) =>
       String(p.template.Resources[`${fn}LambdaFunction`].Properties.Environment.Variables.KAFKA_BROKERS).split(',').map((b) => b.split(':').pop()));
     expect(new Set(ports(iam))).toEqual(new Set(['9098']));
     expect(new Set(ports(scram))).toEqual(new Set(['9096']));
-    // The README's deploy commands: a SCRAM one passes the 9096 brokers, the others the 9098 ones;
-    // and its security-group advice names both ports.
-    const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
-    const commands = readme.match(/npx serverless deploy(?:[^\n\\]|\\\n)*/g) ?? [];
+    // The operations page's deploy commands: a SCRAM one passes the 9096 brokers, the others the 9098
+    // ones; and its security-group advice names both ports.
+    const operations = await readFile(join(repoRoot, 'docs/operations.md'), 'utf8');
+    const commands = operations.match(/npx serverless deploy(?:[^\n\\]|\\\n)*/g) ?? [];
     const withBrokers = commands.filter((c) => c.includes('kafkaBrokers='));
     expect(withBrokers.map((c) => c.includes('scram-sha-512'))).toEqual(expect.arrayContaining([true, false]));
     for (const command of withBrokers) {
       const brokers = command.match(/kafkaBrokers=([^"\s]+)/)![1]!;
       expect(new Set(brokers.split(',').map((b) => b.split(':').pop())), command).toEqual(new Set([command.includes('scram-sha-512') ? '9096' : '9098']));
     }
-    expect(readme).toMatch(/security group[^.]*9098[^.]*9096|security group[^.]*9096[^.]*9098/i);
+    expect(operations).toMatch(/security group[^.]*9098[^.]*9096|security group[^.]*9096[^.]*9098/i);
   });
 
   it("reserves the writer what its mapping can run at once: one invocation per partition, at most 5 per poller", () => {
