@@ -22,9 +22,7 @@ export default defineConfig({
         test: {
           name: 'stack',
           include: ['tests/integration/**/*.test.ts', 'tests/reliability/**/*.test.ts', 'tests/e2e/**/*.test.ts'],
-          // The contract test runs with `npm run contract` only, until the document and the server agree
-          // on batches with invalid events (see the test's header).
-          exclude: [...ownClusterFiles, ...(process.env.UGC_CONTRACT === '1' ? [] : ['tests/e2e/contract.test.ts'])],
+          exclude: ownClusterFiles,
           // One embedded Kafka cluster (3 brokers) + ClickHouse server for these files.
           globalSetup: ['tests/setup/global-setup.ts'],
         },
