@@ -45,7 +45,7 @@ const serverProfile = '<default><implicit_select>0</implicit_select><allow_intro
  * one. With a configured user, `default` keeps only what that session needs to start the
  * listeners and read its stdin (a narrower READ ON FILE('stdin') is refused for it); the tables
  * need the user's password. The server binds loopback only: the rest of this machine can still
- * read files through `default`, which the README's limits say.
+ * read files through `default`, which docs/local-stack.md's limits say.
  */
 export function usersXml(options: Pick<ServerConfigOptions, 'user' | 'password'>): string {
   const anyNetwork = '<networks><ip>::/0</ip></networks>';
