@@ -4,8 +4,9 @@ import { Kafka, logLevel } from 'kafkajs';
 import { startEmbeddedKafka, type EmbeddedKafka } from './kafka/embedded.ts';
 import { startEmbeddedClickHouse, type EmbeddedClickHouse } from './clickhouse/embedded.ts';
 import { migrate } from '../clickhouse/migrate.ts';
-import { createClickHouse } from '../shared/clickhouse.ts';
-import { ensureTopics, productTopics, type TopicSpec } from '../scripts/topics.ts';
+import { clickHouseEnv, createClickHouse } from '../shared/clickhouse.ts';
+import { loadConfig } from '../shared/config.ts';
+import { ensureTopics, productTopics, type TopicSpec } from '../shared/kafka-topics.ts';
 import { assertDataDirFree, clickhouseLock } from './lock.ts';
 import { assertPortFree } from './ports.ts';
 
@@ -65,13 +66,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const kafkaBrokers = broker?.bootstrapServers ?? env.KAFKA_BROKERS!;
     const clickhouseUrl = clickhouse?.url ?? env.CLICKHOUSE_URL!;
 
-    const settings = {
-      CLICKHOUSE_URL: clickhouseUrl,
-      CLICKHOUSE_USER: env.CLICKHOUSE_USER || 'default',
-      CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD || '',
-      CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE || 'ugc',
-      CLICKHOUSE_REQUEST_TIMEOUT_MS: 30_000,
-    };
+    // Read as the functions read it (shared/clickhouse.ts), so the defaults are theirs.
+    const settings = loadConfig(clickHouseEnv, { ...env, CLICKHOUSE_URL: clickhouseUrl, CLICKHOUSE_REQUEST_TIMEOUT_MS: '30000' });
     const admin = createClickHouse(settings, 'default');
     const db = createClickHouse(settings);
     try {

@@ -3,13 +3,15 @@
 import { startLocalStack } from './stack.ts';
 import { assertOfflinePortsFree, startOffline } from './offline.ts';
 import { PortInUseError } from './ports.ts';
+import defaultPorts from './ports.json';
 import { devJwtSecret, signDevToken } from './dev-token.ts';
 import { startDemoServer, type DemoServer } from './demo/server.ts';
 import { startPipeline } from './pipeline/collector.ts';
 
-const httpPort = Number(process.env.HTTP_PORT ?? 3000);
-const lambdaPort = Number(process.env.LAMBDA_PORT ?? 3002);
-const demoPort = Number(process.env.DEMO_PORT ?? 3001);
+// The defaults live in ports.json, which serverless.yml and the event source plugin read too.
+const httpPort = Number(process.env.HTTP_PORT ?? defaultPorts.http);
+const lambdaPort = Number(process.env.LAMBDA_PORT ?? defaultPorts.lambda);
+const demoPort = Number(process.env.DEMO_PORT ?? defaultPorts.demo);
 const log = (msg: string, fields: Record<string, unknown> = {}) => console.log(JSON.stringify({ level: 'info', msg, ...fields }));
 
 // Ctrl-C while the stack starts (a first start downloads and formats): exit through the 'exit'

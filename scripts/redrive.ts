@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import type { IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs';
 import type { MSKRecord } from 'aws-lambda';
 import { decodeRecord } from '../functions/writer/decode.ts';
-import { deadLetterSends } from '../functions/writer/dead-letter.ts';
+import { deadLetterHeaderPrefix, deadLetterHeaders, deadLetterSends } from '../functions/writer/dead-letter.ts';
 import type { Sender } from '../shared/kafka-sender.ts';
 
 /** Where reading starts: the same offset in every partition, or the first record at or after a time. */
@@ -62,8 +62,6 @@ export interface RedriveReport {
   stillFailing: StillFailing[];
 }
 
-/** Header names the writer and the event source mapping add to a dead letter (both start so). */
-const deadLetterHeaderPrefix = 'dlq-';
 /** Set on a replayed record: where in the dead-letter topic it came from. */
 export const redrivenFromHeader = 'redriven-from';
 
@@ -80,7 +78,7 @@ function asMskRecord(topic: string, partition: number, message: KafkaMessage): M
 
 /** Decides one dead letter: replayable (the writer's validators accept it now) or still failing, with why. */
 export function redriveDecision(deadLetterTopic: string, partition: number, message: KafkaMessage): RedriveDecision {
-  const reason = headerText(message.headers?.['dlq-reason']) ?? 'no dlq-reason header';
+  const reason = headerText(message.headers?.[deadLetterHeaders.reason]) ?? `no ${deadLetterHeaders.reason} header`;
   const decoded = decodeRecord(asMskRecord(deadLetterTopic, partition, message));
   if (!decoded.ok) return { replay: false, reason, now: decoded.reason };
   // The original headers (event type, schema version) without the dead-letter ones.

@@ -1,3 +1,4 @@
+import kafkaNames from './kafka-names.json';
 import * as z from './zod.ts';
 
 /** A missing or malformed environment variable: fails the cold start, naming the variable. */
@@ -55,8 +56,8 @@ export const env = {
 export const kafkaEnv = {
   KAFKA_BROKERS: env.list(),
   KAFKA_CLIENT_ID: env.string('ugc-ingest'),
-  KAFKA_TOPIC: env.string('ugc.events'),
-  KAFKA_DLQ_TOPIC: env.string('ugc.events.dlq'),
+  KAFKA_TOPIC: env.string(kafkaNames.eventsTopic),
+  KAFKA_DLQ_TOPIC: env.string(kafkaNames.deadLetterTopic),
   // On everywhere (MSK, compose, the embedded Kafka): a retried send is written once per partition.
   KAFKA_IDEMPOTENT: env.bool(true),
   KAFKA_SSL: env.bool(false),

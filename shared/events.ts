@@ -15,7 +15,9 @@ export const SCHEMA_VERSION = 1;
 export const wellFormedText = /^(?:[^\uD800-\uDFFF]|[\uD800-\uDBFF][\uDC00-\uDFFF])*$/u;
 const text = (max: number) =>
   z.string().check(z.minLength(1), z.maxLength(max), z.regex(wellFormedText, 'must be valid Unicode text (no lone surrogates)'));
-const filmId = text(64);
+/** A film id: what every event, path and read takes as one. */
+export const maxFilmIdLength = 64;
+export const filmId = text(maxFilmIdLength);
 const score = z.int().check(z.minimum(1), z.maximum(10));
 /**
  * A review's text, in Unicode code points (what zod and JSON Schema count; an emoji is one, a ZWJ

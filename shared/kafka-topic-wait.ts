@@ -1,5 +1,5 @@
-// Apart from scripts/topics.ts, which is a script too: the event source, bundled for serverless offline
-// (plugins/import-ts.js), would otherwise load that script's dependencies.
+// A module of its own: the event source, bundled for serverless offline (plugins/import-ts.js),
+// needs only this of shared/kafka-topics.ts.
 
 /**
  * Runs `attempt` again while it fails with UNKNOWN_TOPIC_OR_PARTITION. Each KRaft broker applies a

@@ -1,4 +1,5 @@
 import { HttpError } from '../../shared/errors.ts';
+import { filmId as filmIdText, maxFilmIdLength } from '../../shared/events.ts';
 
 /** One film's position for one viewer, as the read API answers it. */
 export interface FilmProgress {
@@ -23,9 +24,6 @@ export interface BoundQuery { query: string; query_params: Record<string, string
 
 export interface LimitBounds { defaultLimit: number; maxLimit: number }
 
-// Same bounds as the event registry's film_id (shared/events.ts).
-const maxFilmIdLength = 64;
-
 // FINAL: ReplacingMergeTree(occurred_at) keeps the newest position per (user_id, film_id) only
 // after merges; FINAL applies that rule at read time. The WHERE uses the sorting key's prefix.
 const columns = 'film_id, position_s, duration_s, toUnixTimestamp64Milli(occurred_at) AS updated_at_ms';
@@ -49,8 +47,8 @@ export function recentProgressQuery(userId: string, limit: number): BoundQuery {
 /** The `{film_id}` path parameter, as API Gateway hands it over (decoded), checked like the ingest checks it. */
 export function parseFilmId(raw: string | undefined): string {
   const filmId = raw ?? '';
-  if (filmId.length === 0 || filmId.length > maxFilmIdLength) {
-    throw new HttpError(400, 'invalid_film_id', `film_id must be 1 to ${maxFilmIdLength} characters`);
+  if (!filmIdText.safeParse(filmId).success) {
+    throw new HttpError(400, 'invalid_film_id', `film_id must be 1 to ${maxFilmIdLength} characters of Unicode text`);
   }
   return filmId;
 }

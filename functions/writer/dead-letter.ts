@@ -1,12 +1,15 @@
 import type { Message } from 'kafkajs';
 import type { PoisonRecord } from './decode.ts';
 
+/** What every dead-letter header's name starts with: `npm run redrive` strips them on replay. */
+export const deadLetterHeaderPrefix = 'dlq-';
+
 /** Header names a dead-lettered message carries besides its original headers. */
 export const deadLetterHeaders = {
-  reason: 'dlq-reason',
-  topic: 'dlq-original-topic',
-  partition: 'dlq-original-partition',
-  offset: 'dlq-original-offset',
+  reason: `${deadLetterHeaderPrefix}reason`,
+  topic: `${deadLetterHeaderPrefix}original-topic`,
+  partition: `${deadLetterHeaderPrefix}original-partition`,
+  offset: `${deadLetterHeaderPrefix}original-offset`,
 } as const;
 
 /** The original record, byte for byte, plus why it was refused and where it came from. */

@@ -3,25 +3,23 @@
  *
  * AWS's Kafka on-failure destination ("kafka://topic") receives "the actual failed records along
  * with failure metadata"; AWS does not document the metadata layout. Here each failed record is
- * re-produced byte for byte (key, value, original headers) with extra headers, named like the
- * writer's own dead-letter headers (functions/writer/dead-letter.ts) so one tool reads both.
+ * re-produced byte for byte (key, value, original headers) with extra headers: the writer's own
+ * dead-letter headers (functions/writer/dead-letter.ts) and more, so one tool reads both.
  */
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
+import { deadLetterHeaderPrefix, deadLetterHeaders } from '../../functions/writer/dead-letter.ts';
 
 /** Headers added to every dead-lettered record. */
 export const eventSourceDeadLetterHeaders = {
-  reason: 'dlq-reason',
-  topic: 'dlq-original-topic',
-  partition: 'dlq-original-partition',
-  offset: 'dlq-original-offset',
-  timestamp: 'dlq-original-timestamp',
+  ...deadLetterHeaders,
+  timestamp: `${deadLetterHeaderPrefix}original-timestamp`,
   /** 'event-source-mapping': the function kept failing (the writer uses its own reasons). */
-  source: 'dlq-source',
-  errorType: 'dlq-error-type',
-  attempts: 'dlq-attempts',
-  consumerGroup: 'dlq-consumer-group',
-  functionName: 'dlq-function',
-  failedAt: 'dlq-failed-at',
+  source: `${deadLetterHeaderPrefix}source`,
+  errorType: `${deadLetterHeaderPrefix}error-type`,
+  attempts: `${deadLetterHeaderPrefix}attempts`,
+  consumerGroup: `${deadLetterHeaderPrefix}consumer-group`,
+  functionName: `${deadLetterHeaderPrefix}function`,
+  failedAt: `${deadLetterHeaderPrefix}failed-at`,
 } as const;
 
 /** Why a batch was given up. */

@@ -12,7 +12,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { acquireDataDirLock, isAlive, kafkaLock, staleOwner, type DataDirLock, type LockOwner } from '../lock.ts';
 import { assertPortFree, freePortRange } from '../ports.ts';
 import { spawnTiedToParent } from '../child.ts';
-import { ensureTopics, type TopicSpec } from '../../scripts/topics.ts';
+import { ensureTopics, type TopicSpec } from '../../shared/kafka-topics.ts';
 import { findJava } from './java.ts';
 import { ensureKafkaJars, jarsManifest } from './jars.ts';
 import { localClusterId, nodeProperties, propertiesText, type NodeAddresses } from './settings.ts';

@@ -2,12 +2,13 @@
 // (from serverless offline, see http-answers.ts), the events topic's and the dead-letter topic's
 // offsets and the writer group's committed offsets (Kafka's admin API), and the events table's
 // rows and freshness (ClickHouse). The page and the status line are computed from these readings.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { parse } from 'yaml';
 import { createClickHouse } from '../../shared/clickhouse.ts';
-import { productTopics } from '../../scripts/topics.ts';
+import { productTopics } from '../../shared/kafka-topics.ts';
 import { answersOf, httpRoutes, listenForHttpAnswers, type HttpAnswersListener } from './http-answers.ts';
 import { figuresOver, isIdle, statusLine, toSeries, type PipelineReading, type PipelineSeries } from './metrics.ts';
 
@@ -80,7 +81,7 @@ export async function readServiceFacts(env: Record<string, string | undefined> =
   const service = parse(await readFile(serverlessYml, 'utf8')) as { functions?: Record<string, Fn>; params?: Params };
   const writerEvents = (service.functions?.writer?.events ?? []) as { msk?: { consumerGroupId?: unknown }; kafka?: { consumerGroupId?: unknown } }[];
   const declared = writerEvents.map((e) => (e.msk ?? e.kafka)?.consumerGroupId).find((g) => typeof g === 'string');
-  const writerGroupId = typeof declared === 'string' ? devValue(declared, service.params ?? {}, env) : undefined;
+  const writerGroupId = typeof declared === 'string' ? devValue(declared, service.params ?? {}, env, new URL('.', serverlessYml)) : undefined;
   if (writerGroupId === undefined) throw new Error(`serverless.yml: the writer's msk event has no consumerGroupId the dev stage resolves (${String(declared)})`);
   // The ingest's POST routes take events; its GETs (health, docs) are not traffic.
   const ingestEventRoutes = httpRoutes(service.functions?.ingest ?? {}).filter((route) => route.startsWith('POST '));
@@ -88,20 +89,30 @@ export async function readServiceFacts(env: Record<string, string | undefined> =
 }
 
 /**
- * A value as serverless resolves it in the dev stage, for the two forms serverless.yml uses there:
- * `${param:name}` (params.dev, else params.default) and `${env:NAME, 'default'}`. Anything else
- * with a variable in it is undefined, not guessed.
+ * A value as serverless resolves it in the dev stage, for the forms serverless.yml uses there:
+ * `${param:name}` (params.dev, else params.default), `${file(./x.json):key}` and
+ * `${env:NAME, 'default'}` or `${env:NAME, file(./x.json):key}`. Anything else with a variable in
+ * it is undefined, not guessed.
  */
-function devValue(value: string, params: Record<string, Record<string, unknown> | undefined>, env: Record<string, string | undefined>): string | undefined {
+function devValue(value: string, params: Record<string, Record<string, unknown> | undefined>, env: Record<string, string | undefined>, serviceDir: URL): string | undefined {
   const param = /^\$\{param:(\w+)\}$/.exec(value);
   if (param) {
     const named = params.dev?.[param[1]!] ?? params.default?.[param[1]!];
-    return typeof named === 'string' ? devValue(named, params, env) : undefined;
+    return typeof named === 'string' ? devValue(named, params, env, serviceDir) : undefined;
   }
-  const fromEnv = /^\$\{env:(\w+), '([^']*)'\}$/.exec(value);
+  const fromFile = /^\$\{(file\([^)]+\):\w+)\}$/.exec(value);
+  if (fromFile) return fileValue(fromFile[1]!, serviceDir);
+  const fromEnv = /^\$\{env:(\w+), (?:'([^']*)'|(file\([^)]+\):\w+))\}$/.exec(value);
   // As serverless: the default only when the variable is unset (an empty one is its value).
-  if (fromEnv) return env[fromEnv[1]!] ?? fromEnv[2];
+  if (fromEnv) return env[fromEnv[1]!] ?? fromEnv[2] ?? fileValue(fromEnv[3]!, serviceDir);
   return value.includes('${') ? undefined : value;
+}
+
+/** `file(./x.json):key`: the key's value in that JSON file, if it is a string. */
+function fileValue(source: string, serviceDir: URL): string | undefined {
+  const [, path, key] = /^file\(([^)]+)\):(\w+)$/.exec(source) ?? [];
+  const value: unknown = path && key ? (JSON.parse(readFileSync(new URL(path, serviceDir), 'utf8')) as Record<string, unknown>)[key] : undefined;
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** Offsets of the events topic, the writer group's commits on it, and the dead letters. */

@@ -17,7 +17,7 @@ import { KafkaEventSource, type EventSourceLogger } from '../../localstack/event
 import type { AwsKafkaEvent } from '../../localstack/event-source/aws-kafka-event.ts';
 import { enrich, toKafkaMessage } from '../../functions/ingest/messages.ts';
 import { clientEvent } from '../../shared/events.ts';
-import { productTopicConfigs } from '../../scripts/topics.ts';
+import { productTopicConfigs } from '../../shared/kafka-topics.ts';
 import { whileTopicUnknown } from '../../shared/kafka-topic-wait.ts';
 import { eventually, freePort, migratedDatabase, stackEnv } from '../setup/context.ts';
 import { consumerTimings, testTopics, type ReadMessage } from '../setup/kafka.ts';

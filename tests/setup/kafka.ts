@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
-import { ensureTopics, type TopicSpec } from '../../scripts/topics.ts';
+import { ensureTopics, type TopicSpec } from '../../shared/kafka-topics.ts';
 import { whileTopicUnknown } from '../../shared/kafka-topic-wait.ts';
 
-export { productTopicConfigs } from '../../scripts/topics.ts';
+export { productTopicConfigs } from '../../shared/kafka-topics.ts';
 export { whileTopicUnknown };
 
 /**
  * Topics of one test file on a shared cluster, created through the admin API as the product's are
- * (scripts/topics.ts, which waits for their leaders); drop() deletes them, so a run leaves nothing
+ * (shared/kafka-topics.ts, which waits for their leaders); drop() deletes them, so a run leaves nothing
  * behind on a long-lived cluster.
  */
 export function testTopics(brokers: string[]) {

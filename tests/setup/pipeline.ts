@@ -1,5 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
-import { productTopics } from '../../scripts/topics.ts';
+import { productTopics } from '../../shared/kafka-topics.ts';
 import { migratedDatabase, stackEnv, uniqueName } from './context.ts';
 import { testTopics } from './kafka.ts';
 

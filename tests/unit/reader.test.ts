@@ -39,6 +39,9 @@ describe('reader: request parsing', () => {
     expect(codeOf(() => parseFilmId(undefined))).toBe('400 invalid_film_id');
     expect(codeOf(() => parseFilmId(''))).toBe('400 invalid_film_id');
     expect(codeOf(() => parseFilmId('x'.repeat(65)))).toBe('400 invalid_film_id');
+    // The registry's film_id, which the ingest checks: code points, whole Unicode text.
+    expect(parseFilmId('\u{1f3ac}'.repeat(64))).toBe('\u{1f3ac}'.repeat(64));
+    expect(codeOf(() => parseFilmId('a\ud800'))).toBe('400 invalid_film_id');
   });
 });
 
