@@ -1,9 +1,6 @@
 /** Small statistics for benchmarks: medians over rounds, percentiles over samples. */
-export function percentile(samples: number[], p: number): number {
-  if (samples.length === 0) return Number.NaN;
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
+// The percentile the pipeline page shows too (nearest rank), so both read alike.
+export { percentile } from '../localstack/pipeline/metrics.ts';
 
 /** The middle value; with an even count, the mean of the two middle ones (rounds come in pairs when sides take turns). */
 export function median(values: number[]): number {

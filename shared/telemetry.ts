@@ -1,8 +1,5 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { MiddlewareObj, Request } from '@middy/core';
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import type { HttpHandlerResult } from './http.ts';
 
 /**
  * Telemetry both functions share, created once per container: Powertools' structured JSON logger
@@ -40,46 +37,3 @@ export function countByCode(name: string, counts: Map<string, number>): void {
 }
 
 export { MetricUnit };
-
-/** The `code` of a JSON error answer a route returned rather than threw (e.g. 400 no_valid_events, 503 from health). */
-function answerCode(body: string | undefined): unknown {
-  if (!body?.startsWith('{')) return undefined;
-  try {
-    return (JSON.parse(body) as { code?: unknown }).code;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * One log line per HTTP request (route, status, error code, duration; never the token or the body),
- * a Requests count for every request (so no invocation flushes an empty metric set) and a
- * RequestsRejected metric by code for every 4xx/5xx. Use it before httpErrors(), so its
- * onError sees the answer httpErrors made.
- */
-export function httpAccessLog(): MiddlewareObj<APIGatewayProxyEventV2, HttpHandlerResult, Error, Context> {
-  const startedAt = new WeakMap<object, number>();
-  const finish = (request: Request<APIGatewayProxyEventV2, HttpHandlerResult, Error, Context>) => {
-    const status = request.response?.statusCode ?? 500;
-    const started = startedAt.get(request);
-    const durationMs = started === undefined ? undefined : Math.round(performance.now() - started);
-    let code: string | undefined;
-    if (status >= 400) {
-      const found = (request.error as { code?: unknown } | null | undefined)?.code ?? answerCode(request.response?.body);
-      code = typeof found === 'string' ? found : 'internal_error';
-    }
-    const fields = { status, ...(code ? { code } : {}), durationMs };
-    if (status >= 500) logger.error('request failed', { ...fields, error: request.error ?? undefined });
-    else logger.info('request', fields);
-    metrics.addMetric(metricNames.requests, MetricUnit.Count, 1);
-    if (code) countByCode(metricNames.requestsRejected, new Map([[code, 1]]));
-  };
-  return {
-    before: (request) => {
-      startedAt.set(request, performance.now());
-      logger.appendKeys({ requestId: request.event.requestContext?.requestId, route: request.event.routeKey });
-    },
-    after: finish,
-    onError: finish,
-  };
-}

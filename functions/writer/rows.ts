@@ -1,6 +1,8 @@
 import type { AcceptedEvent, EventField } from '../../shared/events.ts';
 import { eventFieldColumns, eventFieldValues } from '../../shared/generated/event-columns.ts';
-import type { RecordPosition } from './decode.ts';
+
+/** Where a record sits in Kafka. */
+export interface RecordPosition { topic: string; partition: number; offset: number }
 
 // The field columns come from the registry (`npm run generate`), so a new event type's fields reach
 // the table with no edit here. These fail to compile when the generated list and the registry

@@ -1,6 +1,6 @@
 /**
  * Runs every planned event source mapping against serverless-offline's Lambda endpoint.
- * Loaded (through tsx) by serverless-plugin.js; usable on its own from TypeScript too.
+ * Loaded (bundled by plugins/import-ts.js) by plugins/offline-event-source.js; usable on its own from TypeScript too.
  */
 import { jsonLineLogger, KafkaEventSource, type EventSourceLogLevel } from './kafka-event-source.ts';
 import { createLambdaInvoker, waitForPort } from './lambda-invoke.ts';

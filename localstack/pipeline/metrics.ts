@@ -1,6 +1,12 @@
 // The pipeline page's figures, computed from what the collector reads each second: counters and
 // offsets at two moments become rates, offsets become lag, samples become percentiles. Pure.
-import { percentile } from '../../bench/stats.ts';
+
+/** The nearest-rank percentile `p` (0-100) of the samples; NaN for none. */
+export function percentile(samples: number[], p: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
 
 /** Kafka offsets of one partition: the first offset still held and the next one to be written. */
 export interface PartitionOffsets { partition: number; low: number; high: number }

@@ -13,7 +13,7 @@ import type { AwsKafkaEvent } from '../../localstack/event-source/aws-kafka-even
 import { eventually, freePort, stackEnv, uniqueName } from '../setup/context.ts';
 import { testTopics, whileTopicUnknown } from '../setup/kafka.ts';
 
-const pluginDir = fileURLToPath(new URL('../../localstack/event-source', import.meta.url));
+const pluginDir = fileURLToPath(new URL('../../plugins', import.meta.url));
 const serverlessBin = fileURLToPath(new URL('../../node_modules/osls/bin/serverless.js', import.meta.url));
 
 const handlerSource = `
@@ -30,7 +30,7 @@ const serviceYaml = `
 service: esm-offline
 frameworkVersion: '>=3'
 plugins:
-  - ./event-source/serverless-plugin
+  - ./plugins/offline-event-source
   - serverless-offline
 provider:
   name: aws
@@ -101,7 +101,7 @@ describe('event source plugin under serverless offline', () => {
     await writeFile(join(dir, 'handler.js'), handlerSource);
     await writeFile(join(dir, 'serverless.yml'), serviceYaml);
     // Local plugins must be "./…" inside the service directory.
-    await symlink(pluginDir, join(dir, 'event-source'), 'dir');
+    await symlink(pluginDir, join(dir, 'plugins'), 'dir');
 
     offline = spawn(process.execPath, [serverlessBin, 'offline', 'start'], {
       cwd: dir,

@@ -4,12 +4,14 @@
  *
  *   plugins:
  *     - serverless-offline
- *     - ./localstack/event-source/serverless-plugin
+ *     - ./plugins/offline-event-source
  *
  * Plain JavaScript (osls loads plugins with require/import, no TypeScript); the work is done by
- * offline.ts, bundled and loaded when offline starts (plugins/import-ts.js), so `serverless package`
+ * localstack/event-source/offline.ts, bundled and loaded when offline starts (import-ts.js), so `serverless package`
  * never touches it.
  */
+
+import defaultPorts from '../localstack/ports.json' with { type: 'json' };
 
 const logPrefix = 'kafka-event-source';
 
@@ -41,7 +43,7 @@ export default class KafkaEventSourcePlugin {
   /** host/port of serverless-offline's Lambda API, merged as serverless-offline merges them. */
   #lambdaAddress() {
     const custom = this.serverless.service.custom?.['serverless-offline'] ?? {};
-    const options = { host: 'localhost', lambdaPort: 3002, ...custom, ...this.cliOptions };
+    const options = { host: 'localhost', lambdaPort: defaultPorts.lambda, ...custom, ...this.cliOptions };
     // A wildcard listen address is reached through loopback.
     const host = ['0.0.0.0', '::', ''].includes(options.host) ? '127.0.0.1' : options.host;
     return { host, port: Number(options.lambdaPort) };
@@ -65,9 +67,9 @@ export default class KafkaEventSourcePlugin {
 
   #start() {
     this.#starting ??= (async () => {
-      const { importTs } = await import('../../plugins/import-ts.js');
-      /** @type {typeof import('./offline.ts')} */
-      const offline = await importTs('./offline.ts', import.meta.url);
+      const { importTs } = await import('./import-ts.js');
+      /** @type {typeof import('../localstack/event-source/offline.ts')} */
+      const offline = await importTs('../localstack/event-source/offline.ts', import.meta.url);
       const { host, port } = this.#lambdaAddress();
       try {
         this.#running = await offline.startOfflineEventSources({

@@ -3,8 +3,8 @@
  * counts the HTTP answers of each function's routes and sends them to its pipeline page
  * (see http-answers.ts). Does nothing otherwise, and nothing for `serverless package`.
  *
- * Plain JavaScript (osls loads plugins with require/import); the work is done by http-answers.ts,
- * bundled and loaded (plugins/import-ts.js) before serverless-offline's init starts its HTTP server.
+ * Plain JavaScript (osls loads plugins with require/import); the work is done by localstack/pipeline/http-answers.ts,
+ * bundled and loaded (import-ts.js) before serverless-offline's init starts its HTTP server.
  */
 export default class PipelineAnswersPlugin {
   /** @type {{ stop(): void } | undefined} */
@@ -22,9 +22,9 @@ export default class PipelineAnswersPlugin {
   async #start() {
     const target = process.env.PIPELINE_HTTP_ANSWERS_UDP;
     if (!target || this.#reporter) return;
-    const { importTs } = await import('../../plugins/import-ts.js');
-    /** @type {typeof import('./http-answers.ts')} */
-    const answers = await importTs('./http-answers.ts', import.meta.url);
+    const { importTs } = await import('./import-ts.js');
+    /** @type {typeof import('../localstack/pipeline/http-answers.ts')} */
+    const answers = await importTs('../localstack/pipeline/http-answers.ts', import.meta.url);
     if (this.#reporter) return;
     const { service } = this.serverless;
     const functions = Object.fromEntries(service.getAllFunctions().map((key) => [key, { events: service.getFunction(key).events ?? [] }]));
