@@ -22,7 +22,7 @@ const repoRoot = resolve(import.meta.dirname, '../..');
 const secret = 'a-contract-secret-of-sufficient-length';
 // CONTRACT_SEED replays a run; otherwise each run explores anew and prints its seed.
 const seed = Number(process.env.CONTRACT_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const maxExamples = Number(process.env.CONTRACT_MAX_EXAMPLES ?? 200);
+const maxExamples = Number(process.env.CONTRACT_MAX_EXAMPLES ?? 300);
 let offline: Offline;
 let pipeline: OwnPipeline;
 let st: string;
