@@ -1,5 +1,5 @@
 import * as z from './zod.ts';
-import { eventSchemas, eventTypes, wellFormedText, type EventType } from './events.ts';
+import { eventSchemas, eventTypes, registryExamples, wellFormedText, type EventType } from './events.ts';
 
 /**
  * The API's OpenAPI 3.1 document, generated from the event registry (shared/events.ts): request
@@ -71,12 +71,6 @@ function wellFormedInWords({ jsonSchema: schema }: { jsonSchema: { pattern?: str
   if (schema.pattern !== wellFormedText.source) return;
   delete schema.pattern;
   schema.description = [schema.description, 'Well-formed Unicode text: a lone UTF-16 surrogate (such as "\\ud800") is refused with 400.'].filter(Boolean).join(' ');
-}
-
-/** The `examples` an event schema carries in its metadata. */
-export function registryExamples(type: EventType): JsonObject[] {
-  const meta = z.globalRegistry.get(eventSchemas[type]) as { examples?: JsonObject[] } | undefined;
-  return meta?.examples ?? [];
 }
 
 // The simple progress form: film_id and type come from the path.
