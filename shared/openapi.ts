@@ -1,4 +1,5 @@
 import * as z from './zod.ts';
+import { cacheControl, progressLimits } from './api.ts';
 import { eventSchemas, eventTypes, registryExamples, wellFormedText, type EventType } from './events.ts';
 
 /**
@@ -48,7 +49,7 @@ export const progressListResponseSchema = z.strictObject({
   limit: z.int().check(z.minimum(1)),
 });
 
-export interface OpenApiOptions { maxEventsPerRequest: number; maxBodyBytes: number; maxProgressLimit?: number; serverUrl?: string }
+export interface OpenApiOptions { maxEventsPerRequest: number; maxBodyBytes: number; defaultProgressLimit?: number; maxProgressLimit?: number; serverUrl?: string }
 
 type JsonObject = Record<string, unknown>;
 
@@ -113,7 +114,7 @@ const jsonResponse = (description: string, schema: JsonObject, example: unknown,
   ({ description, ...(headers ? { headers } : {}), content: { 'application/json': { schema, example } } });
 
 /** Builds the document; the ingest function builds it once per container. */
-export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxProgressLimit = 100, serverUrl }: OpenApiOptions): JsonObject {
+export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, defaultProgressLimit = progressLimits.defaultLimit, maxProgressLimit = progressLimits.maxLimit, serverUrl }: OpenApiOptions): JsonObject {
   const schemas: JsonObject = {};
   for (const type of eventTypes) schemas[componentName(type)] = jsonSchema(eventSchemas[type]);
   schemas.ClientEvent = {
@@ -176,8 +177,8 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxPro
   // Not a header parameter: it says how the body is encoded, so a generator would pair it with a plain body.
   const gzipBodies = ` The body may be gzip with Content-Encoding: gzip (inflated with a cap of ${maxBodyBytes} bytes: 413 beyond it, 400 malformed_gzip if it is not gzip).`;
   const filmIdParameter = { name: 'film_id', in: 'path', required: true, schema: jsonSchema(eventSchemas.film_progress.shape.film_id), example: 'tt0111161' };
-  const privateAnswer = { 'Cache-Control': header("The viewer's own data: never stored by a shared cache", { const: 'private, no-store' }) };
-  const publicAnswer = { 'Cache-Control': header('Cacheable for 5 minutes', { const: 'public, max-age=300' }) };
+  const privateAnswer = { 'Cache-Control': header("The viewer's own data: never stored by a shared cache", { const: cacheControl.viewerData }) };
+  const publicAnswer = { 'Cache-Control': header('Cacheable for 5 minutes', { const: cacheControl.document }) };
 
   return {
     openapi: '3.1.0',
@@ -249,9 +250,9 @@ export function buildOpenApiDocument({ maxEventsPerRequest, maxBodyBytes, maxPro
           operationId: 'getRecentProgress',
           summary: "The viewer's films, most recently watched first",
           security: [{ viewerToken: [] }],
-          parameters: [{ name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: maxProgressLimit }, description: 'How many films (default 20)' }],
+          parameters: [{ name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: maxProgressLimit }, description: `How many films (default ${defaultProgressLimit})` }],
           responses: {
-            200: jsonResponse('The films (an empty list if none)', ref('ProgressList'), { items: [{ film_id: 'tt0111161', position_s: 120, duration_s: 8520, updated_at: '2026-12-01T20:00:00.000Z' }], limit: 20 }, privateAnswer),
+            200: jsonResponse('The films (an empty list if none)', ref('ProgressList'), { items: [{ film_id: 'tt0111161', position_s: 120, duration_s: 8520, updated_at: '2026-12-01T20:00:00.000Z' }], limit: defaultProgressLimit }, privateAnswer),
             ...errorResponses({
               400: { description: `limit is not an integer from 1 to ${maxProgressLimit}`, codes: ['invalid_limit'] },
               401: unauthorizedStatus(),
