@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { eventTypes } from '../shared/events.ts';
-import { registryExamples } from '../shared/openapi.ts';
+import { eventTypes, registryExamples } from '../shared/events.ts';
 import { fmt, type Row } from './stats.ts';
 
 // One MiB, the ingest's default MAX_BODY_BYTES: the bomb is as large as a body may be when sent.

@@ -128,6 +128,12 @@ export const eventSchemas = {
 export type EventType = keyof typeof eventSchemas;
 /** Every event type, in registry order (what lists of types, in code and tests, iterate over). */
 export const eventTypes = Object.keys(eventSchemas) as EventType[];
+
+/** The `examples` an event schema carries in its metadata (the OpenAPI document's, and tests' valid events). */
+export function registryExamples(type: EventType): Record<string, unknown>[] {
+  const meta = z.globalRegistry.get(eventSchemas[type]) as { examples?: Record<string, unknown>[] } | undefined;
+  return meta?.examples ?? [];
+}
 type EventSchema = (typeof eventSchemas)[EventType];
 const schemaList = Object.values(eventSchemas) as [EventSchema, ...EventSchema[]];
 

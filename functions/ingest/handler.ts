@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { cacheControl } from '../../shared/api.ts';
 import { createConfiguredViewerVerifier, unauthorized, type Viewer } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
 import { httpFunction, json, type HttpHandlerResult } from '../../shared/http.ts';
@@ -94,9 +95,9 @@ async function route(event: APIGatewayProxyEventV2, context: Context): Promise<H
         ? json(200, { status: 'ok', kafka: 'reachable' })
         : json(503, { status: 'degraded', code: 'kafka_unavailable', kafka: 'unreachable' }, { 'Retry-After': '5' });
     case 'GET /v1/openapi.json':
-      return { statusCode: 200, headers: { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' }, body: openApiJson };
+      return { statusCode: 200, headers: { 'content-type': 'application/json', 'cache-control': cacheControl.document }, body: openApiJson };
     case 'GET /v1/docs':
-      return { statusCode: 200, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'public, max-age=300' }, body: docsPage };
+      return { statusCode: 200, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': cacheControl.document }, body: docsPage };
     default:
       throw new HttpError(404, 'not_found', `no route ${event.routeKey}`);
   }

@@ -1,3 +1,4 @@
+import { progressLimits } from '../../shared/api.ts';
 import { env, loadConfig } from '../../shared/config.ts';
 import { authEnv } from '../../shared/auth.ts';
 import { storedClickHouseEnv } from '../../shared/clickhouse.ts';
@@ -9,6 +10,6 @@ export const config = loadConfig({
   ...authEnv,
   ...secretsEnv,
   // `GET /v1/progress` without ?limit= answers this many films; ?limit= may ask for up to READ_MAX_LIMIT.
-  READ_DEFAULT_LIMIT: env.int(20, 1),
-  READ_MAX_LIMIT: env.int(100, 1),
+  READ_DEFAULT_LIMIT: env.int(progressLimits.defaultLimit, 1),
+  READ_MAX_LIMIT: env.int(progressLimits.maxLimit, 1),
 });

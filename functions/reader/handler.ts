@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { cacheControl } from '../../shared/api.ts';
 import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
 import { httpFunction, json, type HttpHandlerResult } from '../../shared/http.ts';
@@ -12,7 +13,7 @@ const verifyViewer = createConfiguredViewerVerifier(config);
 const reader = createProgressReader(clickHouseWithStoredPassword(config));
 const limits = { defaultLimit: config.READ_DEFAULT_LIMIT, maxLimit: config.READ_MAX_LIMIT };
 // A viewer's own data: never cached by a shared cache, always fresh for "continue from".
-const privateAnswer = { 'Cache-Control': 'private, no-store' };
+const privateAnswer = { 'Cache-Control': cacheControl.viewerData };
 
 async function route(event: APIGatewayProxyEventV2): Promise<HttpHandlerResult> {
   switch (event.routeKey) {

@@ -4,8 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeRecord } from '../../functions/writer/decode.ts';
 import { columnsFile, generateColumnsSource, generateValidatorsSource, validatorsFile } from '../../scripts/generate-validators.ts';
-import { acceptedEvent, eventTypes } from '../../shared/events.ts';
-import { registryExamples } from '../../shared/openapi.ts';
+import { acceptedEvent, eventTypes, registryExamples } from '../../shared/events.ts';
 import { edgeValues, fieldsOf, mutationsOf, withField, withoutField } from './event-edges.ts';
 
 // The writer checks records with validators compiled from the registry; the ingest checks with

@@ -3,9 +3,9 @@ import addFormats from 'ajv-formats';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkEvent, parseEvents } from '../../functions/ingest/parse.ts';
-import { eventTypes, wellFormedText } from '../../shared/events.ts';
+import { eventTypes, registryExamples, wellFormedText } from '../../shared/events.ts';
 import { HttpError } from '../../shared/errors.ts';
-import { buildOpenApiDocument, registryExamples } from '../../shared/openapi.ts';
+import { buildOpenApiDocument } from '../../shared/openapi.ts';
 import { edgeValues, fieldsOf, mutationsOf, withField, withoutField } from './event-edges.ts';
 
 // The document is what generators and clients read: it must call an event or a batch valid exactly

@@ -3,9 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { batchRecords, batchToken, decodeBatch, decodeRecord, decodeRows, type PoisonRecord } from '../../functions/writer/decode.ts';
 import { deadLetterSends, toDeadLetterMessage } from '../../functions/writer/dead-letter.ts';
 import { eventColumns, jsonCompactChunks, rowObject, toClickHouseRow } from '../../functions/writer/rows.ts';
-import { eventTypes, type AcceptedEvent } from '../../shared/events.ts';
+import { eventTypes, registryExamples, type AcceptedEvent } from '../../shared/events.ts';
 import { eventFieldColumns } from '../../shared/generated/event-columns.ts';
-import { registryExamples } from '../../shared/openapi.ts';
 
 const accepted = {
   type: 'film_rating', film_id: 'f1', score: 8, event_id: '0190b6b0-0000-7000-8000-000000000001', user_id: 'u1',
