@@ -1,5 +1,5 @@
 import * as z from './zod.ts';
-import { progressLimits } from './api.ts';
+import { acceptedResponseSchema, errorResponseSchema, filmProgressResponseSchema, healthResponseSchema, progressLimits, progressListResponseSchema } from './api.ts';
 import { eventSchemas, eventTypes, type EventType } from './events.ts';
 import { jsonSchema, ref, type JsonObject } from './openapi-builder.ts';
 import { apiPaths, securitySchemes, type RouteLimits } from './openapi-routes.ts';
@@ -10,47 +10,6 @@ import { apiPaths, securitySchemes, type RouteLimits } from './openapi-routes.ts
  * the document cannot drift from validation. Served by the ingest function at GET /v1/openapi.json,
  * and as a page at GET /v1/docs.
  */
-
-/** One per-event rejection in a 202 or 400 answer. */
-export const rejectionSchema = z.object({
-  index: z.int().check(z.minimum(0), z.describe('position of the event in the request')),
-  code: z.string().check(z.describe('machine-readable reason, e.g. invalid_event')),
-  message: z.string(),
-});
-
-/** The 202 answer: every valid event is durable in Kafka; invalid ones are listed. */
-export const acceptedResponseSchema = z.strictObject({
-  accepted: z.int().check(z.minimum(1)),
-  rejected: z.array(rejectionSchema),
-});
-
-/** Every error answer: a status plus a machine-readable code. */
-export const errorResponseSchema = z.object({
-  code: z.string().check(z.describe('machine-readable error code')),
-  message: z.string(),
-  accepted: z.optional(z.literal(0)),
-  rejected: z.optional(z.array(rejectionSchema)),
-});
-
-export const healthResponseSchema = z.object({
-  status: z.enum(['ok', 'degraded']),
-  kafka: z.enum(['reachable', 'unreachable']),
-  code: z.optional(z.string()),
-});
-
-/** One film's position, as the read API answers it (functions/reader). */
-export const filmProgressResponseSchema = z.strictObject({
-  film_id: z.string(),
-  position_s: z.number().check(z.minimum(0)),
-  duration_s: z.nullable(z.number().check(z.minimum(0))),
-  updated_at: z.iso.datetime().check(z.describe('when the viewer was at this position (the event time)')),
-});
-
-/** The viewer's films, most recently watched first. */
-export const progressListResponseSchema = z.strictObject({
-  items: z.array(filmProgressResponseSchema),
-  limit: z.int().check(z.minimum(1)),
-});
 
 type ProgressLimit = 'defaultProgressLimit' | 'maxProgressLimit';
 /** What the document states that is configuration; the progress limits default to the reader's (shared/api.ts). */

@@ -1,6 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { HttpError } from '../../shared/errors.ts';
-import { filmProgressQuery, recentProgressQuery, toFilmProgress, type BoundQuery, type FilmProgress, type FilmProgressRow } from './queries.ts';
+import type { FilmProgress } from '../../shared/api.ts';
+import { filmProgressQuery, recentProgressQuery, toFilmProgress, type BoundQuery, type FilmProgressRow } from './queries.ts';
 
 /** Raised when ClickHouse did not answer: the viewer may retry, so 503 rather than 500. */
 export function clickHouseUnavailable(cause: unknown): HttpError {

@@ -1,14 +1,6 @@
+import type { FilmProgress } from '../../shared/api.ts';
 import { HttpError } from '../../shared/errors.ts';
 import { filmId as filmIdText, maxFilmIdLength } from '../../shared/events.ts';
-
-/** One film's position for one viewer, as the read API answers it. */
-export interface FilmProgress {
-  film_id: string;
-  position_s: number;
-  duration_s: number | null;
-  /** When the viewer was at this position (the event time), ISO 8601. */
-  updated_at: string;
-}
 
 /** A row of `film_progress_latest` as the queries below select it. */
 export interface FilmProgressRow {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOffline, type Offline } from '../../localstack/offline.ts';
 import { signDevToken } from '../../localstack/dev-token.ts';
 import { clientEvent, eventTypes, wellFormedText } from '../../shared/events.ts';
-import { acceptedResponseSchema, healthResponseSchema } from '../../shared/openapi.ts';
+import { acceptedResponseSchema, healthResponseSchema } from '../../shared/api.ts';
 import { eventually, freePort } from '../setup/context.ts';
 import { ownPipeline, type OwnPipeline } from '../setup/pipeline.ts';
 
