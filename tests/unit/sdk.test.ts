@@ -385,7 +385,7 @@ describe('sdk: the unload form (no preflight)', () => {
     expect(t.stats()).toMatchObject({ sent: 1, queued: 0 });
   });
 
-  it('with a beacon, hands each chunk to sendBeacon once and never also to fetch; what sendBeacon refuses goes as an ordinary request', async () => {
+  it('with a beacon, hands each chunk to sendBeacon once and never also to fetch; what sendBeacon refuses goes as fetch keepalive', async () => {
     const { fetch, calls } = fakeFetch();
     const beacons: { url: string; body: string }[] = [];
     let accept = true;
@@ -408,9 +408,10 @@ describe('sdk: the unload form (no preflight)', () => {
     window.dispatchEvent(new Event('pagehide'));
     expect(beacons).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(0);
+    // Refused: fetch keepalive in the unload form (no preflight, which a closing page cancels), not an ordinary request.
     expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatchObject({ headers: { authorization: 'Bearer token-1' } });
-    expect(calls[0]!.keepalive).toBeUndefined();
+    expect(calls[0]).toMatchObject({ keepalive: true, token: 'token-1', headers: { 'content-type': 'text/plain' } });
+    expect(calls[0]!.headers.authorization).toBeUndefined();
     expect(t.stats()).toMatchObject({ beaconed: 2, sent: 1, queued: 0 });
   });
 
