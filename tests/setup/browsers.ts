@@ -37,10 +37,12 @@ export interface Engine {
 /** The Debian packages that bring the engines Chromium's npm package does not. */
 export const engineAptLine = 'apt-get install -y --no-install-recommends firefox-esr webkit2gtk-driver xvfb';
 
-const firefoxPath = process.env.FIREFOX_PATH ?? ['/usr/bin/firefox-esr', '/usr/bin/firefox'].find((p) => existsSync(p));
-const webkitDriverPath = process.env.WEBKIT_WEBDRIVER_PATH ?? ['/usr/bin/WebKitWebDriver'].find((p) => existsSync(p));
+/** The first of `paths` that exists; a variable, when set, is the only place looked at. */
+const found = (variable: string | undefined, paths: string[]) => (variable !== undefined ? [variable] : paths).find((p) => existsSync(p));
+const firefoxPath = found(process.env.FIREFOX_PATH, ['/usr/bin/firefox-esr', '/usr/bin/firefox']);
+const webkitDriverPath = found(process.env.WEBKIT_WEBDRIVER_PATH, ['/usr/bin/WebKitWebDriver']);
 /** MiniBrowser lives in libwebkit2gtk's multiarch folder (/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/ on amd64). */
-const miniBrowserPath = process.env.WEBKIT_BROWSER_PATH ?? (() => {
+const miniBrowserPath = process.env.WEBKIT_BROWSER_PATH !== undefined ? found(process.env.WEBKIT_BROWSER_PATH, []) : (() => {
   for (const arch of existsSync('/usr/lib') ? readdirSync('/usr/lib') : []) {
     const path = `/usr/lib/${arch}/webkit2gtk-4.1/MiniBrowser`;
     if (existsSync(path)) return path;
@@ -177,7 +179,10 @@ async function launchWebKitEngine(): Promise<Engine> {
       }
     });
     const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
-      const res = await fetch(base + path, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      // A hung browser fails the test in a line, not at the test's timeout.
+      const res = await fetch(base + path, {
+        method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(30_000),
+      });
       const answer = (await res.json()) as WebDriverAnswer;
       if (!res.ok) throw new Error(`WebKitWebDriver ${method} ${path}: ${res.status} ${JSON.stringify(answer.value)}`);
       return answer.value;
