@@ -65,7 +65,10 @@ export async function startDemoServer(options: DemoServerOptions): Promise<DemoS
       case '/demo/token': {
         const viewer = url.searchParams.get('viewer') ?? 'viewer-1';
         if (!viewerId.test(viewer)) return send(res, 400, 'application/json', JSON.stringify({ code: 'invalid_viewer' }));
-        signDevToken(viewer, { secret: options.jwtSecret, expiresIn: '1h', issuer: options.jwtIssuer, audience: options.jwtAudience })
+        // ?ttl=N: a token that expires in N seconds (5..3600), for a page left open past its token's life.
+        const ttl = Number(url.searchParams.get('ttl') ?? 3600);
+        if (!Number.isInteger(ttl) || ttl < 5 || ttl > 3600) return send(res, 400, 'application/json', JSON.stringify({ code: 'invalid_ttl' }));
+        signDevToken(viewer, { secret: options.jwtSecret, expiresIn: `${ttl}s`, issuer: options.jwtIssuer, audience: options.jwtAudience })
           .then((token) => send(res, 200, 'application/json', JSON.stringify({ token, note: 'dev token minted by the local demo server' })))
           .catch(() => send(res, 500, 'application/json', JSON.stringify({ code: 'internal_error' })));
         return;

@@ -121,15 +121,20 @@ const unloadBodyOf = (token: string, events: QueuedEvent[]) => JSON.stringify({ 
 const gzipped = async (body: string) =>
   new Uint8Array(await new Response(new Blob([body]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer());
 
-/** The token's subject, read (not verified) to keep each viewer's positions apart in one browser. */
-function subjectOf(token: string): string {
+/** A token's claims, read (not verified): `sub` keeps viewers apart in one browser, `exp` says when to fetch the next. */
+function claimsOf(token: string): { sub?: unknown; exp?: unknown } {
   try {
-    const sub = (JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown }).sub;
-    return sub === undefined ? '' : String(sub);
+    return JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown };
   } catch {
-    return '';
+    return {};
   }
 }
+const subjectOf = (token: string) => String(claimsOf(token).sub ?? '');
+/** Milliseconds until the token's `exp` by this browser's clock (Infinity without one). */
+const msLeft = (token: string) => {
+  const { exp } = claimsOf(token);
+  return typeof exp === 'number' ? exp * 1000 - Date.now() : Infinity;
+};
 
 /** Creates a tracker: a bounded queue sent in batches, retried with backoff, flushed on page hide. */
 export function createTracker(options: TrackerOptions): Tracker {
@@ -139,7 +144,7 @@ export function createTracker(options: TrackerOptions): Tracker {
   } = options;
   const g = globalThis as unknown as {
     fetch?: FetchLike; window?: PageEvents; document?: PageEvents & { visibilityState?: string };
-    navigator?: { sendBeacon?(url: string, body: string): boolean }; localStorage?: ProgressStore; CompressionStream?: unknown;
+    navigator?: { sendBeacon?(url: string, body: string): boolean; onLine?: boolean }; localStorage?: ProgressStore; CompressionStream?: unknown;
   };
   const send: FetchLike = options.fetch ?? ((url, init) => g.fetch!(url, init));
   const nav = g.navigator;
@@ -168,10 +173,18 @@ export function createTracker(options: TrackerOptions): Tracker {
   let keepaliveBytes = 0;
 
   let tokenRequest: Promise<string> | undefined;
-  // One getToken() at a time; the result is kept so a send on page hide needs no await.
+  let tokenTimer: ReturnType<typeof setTimeout> | undefined;
+  // One getToken() at a time; the result is kept so a send on page hide needs no await. The next
+  // one is fetched ahead of `exp` (a minute before, or at 3/4 of a short life; at least 5 s on,
+  // so an app handing out the same old token is not asked in a loop), so the token a page holds
+  // when it is hidden is still valid: a beacon cannot read a 401 and send again.
   const refreshToken = () => (tokenRequest ??= (async () => {
     try {
-      return (token = await getToken());
+      const fresh = (token = await getToken());
+      const left = msLeft(fresh);
+      clearTimeout(tokenTimer);
+      if (left < Infinity) tokenTimer = setTimeout(() => refreshToken().catch(() => {}), Math.max(left - 60_000, left * 0.75, 5_000));
+      return fresh;
     } finally {
       tokenRequest = undefined;
     }
@@ -183,7 +196,7 @@ export function createTracker(options: TrackerOptions): Tracker {
     const request = async () => send(base + path, {
       method,
       headers: {
-        authorization: `Bearer ${token ?? (await refreshToken())}`,
+        authorization: `Bearer ${token && msLeft(token) > 0 ? token : await refreshToken()}`,
         ...(body ? { 'content-type': 'application/json', ...(gzip ? { 'content-encoding': 'gzip' } : {}) } : {}),
       },
       body: payload,
@@ -307,7 +320,12 @@ export function createTracker(options: TrackerOptions): Tracker {
     clearTimeout(timer);
     timer = undefined;
     const events = queue.splice(0);
-    const held = token;
+    // An expired token (a timer throttled in a background tab, a laptop that slept) would be a 401
+    // no beacon can read: such a hide sends ordinary requests, which fetch a new token.
+    const held = token && msLeft(token) > 0 ? token : undefined;
+    // What may not arrive (the API was failing, the browser is offline, no valid token) is also
+    // kept for the next load of the page, which sends it again with the same event_ids.
+    if (failures || !held || nav?.onLine === false) keep(events);
     // Bytes of each event in a body, with its comma: a body of n events is the empty body - 1 + their sum.
     const sizes = events.map((event) => encoder.encode(JSON.stringify(event)).length + 1);
     const empty = encoder.encode(held ? unloadBodyOf(held, []) : bodyOf([])).length - 1;
@@ -320,11 +338,16 @@ export function createTracker(options: TrackerOptions): Tracker {
       while (end < events.length && end - i < batchSize && size + sizes[end]! <= limit) size += sizes[end++]!;
       const chunk = events.slice(i, end);
       i = end;
-      if (!fits) void sendBatch(chunk);
-      else if (!useBeacon) void sendBatch(chunk, unloadBodyOf(held, chunk));
-      // false: the browser did not take it (its quota), so it was not sent: ordinary request instead.
-      else if (beacon!(`${base}/v1/events`, unloadBodyOf(held, chunk))) counts.beaconed += chunk.length;
-      else void sendBatch(chunk);
+      const body = fits ? unloadBodyOf(held, chunk) : '';
+      if (fits && useBeacon && beacon!(`${base}/v1/events`, body)) {
+        counts.beaconed += chunk.length;
+        continue;
+      }
+      // An ordinary request needs a preflight, which Chromium, Firefox and WebKit all cancel when
+      // the page closes or navigates (tests/e2e/engines.test.ts: 0 of 12 each): a chunk the beacon
+      // refused (its quota) goes as fetch keepalive, no preflight either, and is kept for the next load too.
+      if (!fits || useBeacon) keep(chunk);
+      void sendBatch(chunk, body || undefined);
     }
   }
 
@@ -350,6 +373,24 @@ export function createTracker(options: TrackerOptions): Tracker {
     if (token) save();
     else refreshToken().then(save, () => {});
   }
+  // Events a hidden page could not be sure to deliver, per viewer, for the next load.
+  const queueKey = () => `ugc:queue:${subjectOf(token ?? '')}`;
+  function keep(events: QueuedEvent[]): void {
+    if (token) storageTry((store) => {
+      const kept = new Map([...(JSON.parse(store.getItem(queueKey()) ?? '[]') as QueuedEvent[]), ...events].map((e) => [e.event_id, e]));
+      store.setItem(queueKey(), JSON.stringify([...kept.values()].slice(-maxQueue)));
+    });
+  }
+  /** Takes what an earlier load of the page kept (this tab sends it now) and sends it. */
+  function restore(): void {
+    storageTry((store) => {
+      const kept = JSON.parse(store.getItem(queueKey()) ?? '[]') as QueuedEvent[];
+      store.removeItem(queueKey());
+      if (kept.length === 0) return;
+      queue = [...kept, ...queue].slice(-maxQueue);
+      void flush();
+    });
+  }
   /** This browser's reports of the current viewer, each newer than the server's (or with none). */
   function ownReports(): FilmProgress[] {
     const prefix = storageKey('');
@@ -373,8 +414,8 @@ export function createTracker(options: TrackerOptions): Tracker {
     return own;
   }
 
-  // Fetched now, so the first send on page hide already has it.
-  refreshToken().catch(() => {});
+  // Fetched now, so the first send on page hide already has it; then what an earlier load kept goes out.
+  refreshToken().then(restore, () => {});
   const onPageHide = () => flushOnHide();
   const onVisibility = () => { if (doc?.visibilityState === 'hidden') flushOnHide(); };
   win?.addEventListener('pagehide', onPageHide);
@@ -415,6 +456,7 @@ export function createTracker(options: TrackerOptions): Tracker {
     stats: () => ({ queued: queue.length, ...counts }),
     destroy() {
       clearTimeout(timer);
+      clearTimeout(tokenTimer);
       win?.removeEventListener('pagehide', onPageHide);
       doc?.removeEventListener('visibilitychange', onVisibility);
     },

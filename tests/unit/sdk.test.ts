@@ -385,7 +385,7 @@ describe('sdk: the unload form (no preflight)', () => {
     expect(t.stats()).toMatchObject({ sent: 1, queued: 0 });
   });
 
-  it('with a beacon, hands each chunk to sendBeacon once and never also to fetch; what sendBeacon refuses goes as an ordinary request', async () => {
+  it('with a beacon, hands each chunk to sendBeacon once and never also to fetch; what sendBeacon refuses goes as fetch keepalive', async () => {
     const { fetch, calls } = fakeFetch();
     const beacons: { url: string; body: string }[] = [];
     let accept = true;
@@ -408,9 +408,10 @@ describe('sdk: the unload form (no preflight)', () => {
     window.dispatchEvent(new Event('pagehide'));
     expect(beacons).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(0);
+    // Refused: fetch keepalive in the unload form (no preflight, which a closing page cancels), not an ordinary request.
     expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatchObject({ headers: { authorization: 'Bearer token-1' } });
-    expect(calls[0]!.keepalive).toBeUndefined();
+    expect(calls[0]).toMatchObject({ keepalive: true, token: 'token-1', headers: { 'content-type': 'text/plain' } });
+    expect(calls[0]!.headers.authorization).toBeUndefined();
     expect(t.stats()).toMatchObject({ beaconed: 2, sent: 1, queued: 0 });
   });
 
@@ -500,6 +501,121 @@ describe('sdk: read your own progress', () => {
     expect(await tracker({ storage, fetch: readApi({ status: 404 }), getToken: () => jwtFor('bob') }).filmProgress('f')).toBeNull();
     expect(await tracker({ storage, fetch: readApi({ status: 200, body: { items: [] } }), getToken: () => jwtFor('bob') }).recentFilms()).toEqual([]);
     expect(await tracker({ storage, fetch: readApi({ status: 404 }), getToken: () => jwtFor('alice') }).filmProgress('f')).toMatchObject({ position_s: 30 });
+  });
+});
+
+/** A token whose payload the SDK reads (sub, exp in seconds); its signature is the server's business. */
+const jwtExpiring = (sub: string, n: number, inS: number) =>
+  `h.${Buffer.from(JSON.stringify({ sub, n, exp: Math.floor(Date.now() / 1000) + inS })).toString('base64url')}.s`;
+const tokenNumber = (token: string | undefined) => (JSON.parse(Buffer.from(token!.replace('Bearer ', '').split('.')[1]!, 'base64url').toString()) as { n: number }).n;
+
+describe('sdk: a token still valid when the page is hidden', () => {
+  it('asks getToken for the next token a minute before exp, so a page open past its first token\'s life sends its last position with a valid one', async () => {
+    const { fetch, calls } = fakeFetch();
+    const window = new EventTarget();
+    let n = 0;
+    const getToken = vi.fn(() => jwtExpiring('alice', ++n, 600));
+    const t = tracker({ fetch, window, unload: 'fetch', getToken, flushIntervalMs: 3_600_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(getToken).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(539_000);
+    expect(getToken).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(getToken).toHaveBeenCalledTimes(2);
+    // Open for 25 minutes, two tokens' lives and a half: each was replaced before it expired.
+    await vi.advanceTimersByTimeAsync(1_500_000 - 540_000);
+    expect(getToken).toHaveBeenCalledTimes(3);
+    t.progress('f', 1_500);
+    window.dispatchEvent(new Event('pagehide'));
+    expect(calls).toHaveLength(1);
+    expect(tokenNumber(calls[0]!.token)).toBe(3);
+    t.destroy();
+  });
+
+  it('refreshes a short-lived token at 3/4 of its life, and never sooner than 5 s after the last', async () => {
+    const { fetch } = fakeFetch();
+    let n = 0;
+    const short = vi.fn(() => jwtExpiring('alice', ++n, 20));
+    const t = tracker({ fetch, getToken: short });
+    await vi.advanceTimersByTimeAsync(14_000);
+    expect(short).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(short).toHaveBeenCalledTimes(2);
+    t.destroy();
+    // An app that hands out the same expired token is asked every 5 s, not in a loop.
+    const stale = vi.fn(() => jwtExpiring('alice', 0, -30));
+    const u = tracker({ fetch, getToken: stale });
+    await vi.advanceTimersByTimeAsync(12_000);
+    expect(stale).toHaveBeenCalledTimes(3);
+    u.destroy();
+  });
+
+  it('with a token that expired anyway (a throttled timer), the hide batch goes as an ordinary request with a new token, and is kept for the next load', async () => {
+    const { fetch, calls } = fakeFetch();
+    const window = new EventTarget();
+    const storage = memoryStore();
+    let n = 0;
+    const t = tracker({ fetch, window, storage, getToken: () => jwtExpiring('alice', ++n, 600), flushIntervalMs: 3_600_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    // The clock moves past exp without the refresh timer having run.
+    vi.setSystemTime(Date.now() + 700_000);
+    t.progress('f', 700);
+    window.dispatchEvent(new Event('pagehide'));
+    expect(storage.map.get('ugc:queue:alice')).toContain('"position_s":700');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.keepalive).toBeUndefined();
+    expect(tokenNumber(calls[0]!.headers.authorization)).toBe(2);
+    t.destroy();
+  });
+});
+
+describe('sdk: what a hidden page could not deliver survives a reload', () => {
+  it('keeps the events of a hide while the API is failing, and the next load sends them with the same event_ids, once', async () => {
+    const storage = memoryStore();
+    const window = new EventTarget();
+    const down = fakeFetch(['network', 'network', 'network']);
+    const beaconed: string[] = [];
+    const options = { storage, getToken: () => jwtFor('alice'), flushIntervalMs: 60_000, retryBaseMs: 100_000 };
+    const before = tracker({ ...options, fetch: down.fetch, window, sendBeacon: (_url, body) => { beaconed.push(body); return true; } });
+    await vi.advanceTimersByTimeAsync(0);
+    before.progress('f', 1);
+    before.progress('f', 2);
+    await before.flush();
+    expect(down.calls.map((c) => c.status)).toEqual(['network']);
+    before.progress('f', 3);
+    window.dispatchEvent(new Event('pagehide'));
+    // Handed to the beacon, which may or may not get through: kept too.
+    expect(beaconed).toHaveLength(1);
+    const kept = JSON.parse(storage.map.get('ugc:queue:alice')!) as QueuedEvent[];
+    expect(kept.map((e) => (e as { position_s?: number }).position_s)).toEqual([1, 2, 3]);
+    before.destroy();
+
+    const up = fakeFetch();
+    const after = tracker({ ...options, fetch: up.fetch });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sentIds(up.calls)).toEqual(kept.map((e) => e.event_id));
+    expect(storage.map.has('ugc:queue:alice')).toBe(false);
+    expect(after.stats()).toMatchObject({ sent: 3, queued: 0 });
+    // Another viewer of the browser never sends them.
+    const bob = fakeFetch();
+    tracker({ ...options, fetch: bob.fetch, getToken: () => jwtFor('bob') });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(bob.calls).toHaveLength(0);
+  });
+
+  it('keeps nothing when the API answered and the token is valid: a beacon then is trusted', async () => {
+    const storage = memoryStore();
+    const window = new EventTarget();
+    const { fetch } = fakeFetch();
+    const t = tracker({ storage, window, fetch, getToken: () => jwtFor('alice'), sendBeacon: () => true, flushIntervalMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    t.progress('f', 1);
+    await t.flush();
+    t.progress('f', 2);
+    window.dispatchEvent(new Event('pagehide'));
+    expect([...storage.map.keys()]).toEqual(['ugc:progress:alice:f']);
+    expect(t.stats()).toMatchObject({ sent: 1, beaconed: 1 });
   });
 });
 

@@ -113,10 +113,12 @@ async function start() {
   const { apiUrl } = await (await fetch('/demo/config.json')).json();
   tracker = init({
     endpoint: apiUrl,
-    getToken: async () => (await (await fetch(`/demo/token?viewer=${encodeURIComponent(viewer)}`)).json()).token,
+    // ?token_ttl=N: tokens that expire in N seconds, so the SDK has to refresh them while the page is open.
+    getToken: async () => (await (await fetch(`/demo/token?viewer=${encodeURIComponent(viewer)}${params.get('token_ttl') ? `&ttl=${params.get('token_ttl')}` : ''}`)).json()).token,
     flushIntervalMs: 2000,
-    // ?unload=beacon|fetch forces one way of sending on page hide (the unload test compares them).
-    ...(params.get('unload') ? { unload: params.get('unload') } : {}),
+    // ?unload=beacon|fetch forces one way of sending on page hide (the engine tests compare them);
+    // ?unload=refused: a sendBeacon that refuses every body (as over its quota), so hide batches go as ordinary requests.
+    ...(params.get('unload') === 'refused' ? { sendBeacon: () => false } : params.get('unload') ? { unload: params.get('unload') } : {}),
   });
   tracker.track('page_view', { url: location.pathname, ...(document.referrer ? { referrer: document.referrer } : {}) });
   const [saved, recent] = await Promise.all([tracker.filmProgress(filmId), tracker.recentFilms(5)]);
