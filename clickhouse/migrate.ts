@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { ConfigError } from '../shared/errors.ts';
 import { isBackfill, nodeByNodeNote, toClusterStatements } from './cluster.ts';
 
 /** Where the versioned migrations live: NNN_name.sql, applied in name order. */
@@ -34,10 +35,6 @@ export async function readMigrations(dir = migrationsDir): Promise<Migration[]> 
   );
 }
 
-export class MigrationChangedError extends Error {
-  override readonly name = 'MigrationChangedError';
-}
-
 /**
  * Creates the database if needed, then applies the migrations not yet recorded in
  * `schema_migrations`. Idempotent; refuses to go on if an applied migration's file changed.
@@ -54,7 +51,7 @@ export async function migrate(
   migrations?: Migration[],
   { cluster, nodes }: { cluster?: string | undefined; nodes?: readonly { admin: ClickHouseClient; db: ClickHouseClient }[] } = {},
 ): Promise<string[]> {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new Error(`invalid database name: ${database}`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new ConfigError(`invalid database name: ${database}`);
   const all = migrations ?? (await readMigrations());
   // Rewritten before anything runs, so a statement with no cluster form changes nothing.
   const form = nodes ? 'nodeByNode' : 'replicated';
@@ -79,7 +76,7 @@ export async function migrate(
     const checksum = applied.get(migration.version);
     if (checksum === migration.checksum) continue;
     if (checksum !== undefined) {
-      throw new MigrationChangedError(
+      throw new ConfigError(
         `migration ${migration.version} changed after it was applied; add a new migration instead of editing it`,
       );
     }
