@@ -5,6 +5,7 @@ import { startEmbeddedKafka, type EmbeddedKafka } from './kafka/embedded.ts';
 import { startEmbeddedClickHouse, type EmbeddedClickHouse } from './clickhouse/embedded.ts';
 import { migrate } from '../clickhouse/migrate.ts';
 import { createClickHouse } from '../shared/clickhouse.ts';
+import { ConfigError } from '../shared/errors.ts';
 import { ensureTopics, productTopics, type TopicSpec } from '../scripts/topics.ts';
 import { assertDataDirFree, clickhouseLock } from './lock.ts';
 import { assertPortFree } from './ports.ts';
@@ -116,7 +117,7 @@ function portSetting(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`${name} must be a port number (0-65535), got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`${name} must be a port number (0-65535), got ${JSON.stringify(raw)}`);
   return port;
 }
 

@@ -2,7 +2,7 @@
 // KAFKA_BROKERS / CLICKHOUSE_URL point elsewhere, migrations, then `serverless offline start`.
 import { startLocalStack } from './stack.ts';
 import { assertOfflinePortsFree, startOffline } from './offline.ts';
-import { PortInUseError } from './ports.ts';
+import { PortInUseError } from './errors.ts';
 import { devJwtSecret, signDevToken } from './dev-token.ts';
 import { startDemoServer, type DemoServer } from './demo/server.ts';
 import { startPipeline } from './pipeline/collector.ts';

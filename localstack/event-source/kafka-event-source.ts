@@ -23,10 +23,11 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel as kafkaLogLevel, Partitioners, type Consumer, type EachBatchPayload } from 'kafkajs';
 import { whileTopicUnknown } from '../../shared/kafka-topic-wait.ts';
 import { createSender, type Sender } from '../../shared/kafka-sender.ts';
+import { LocalStackError } from '../errors.ts';
 import { buildKafkaEvent, recordJsonBytes, toAwsKafkaRecord } from './aws-kafka-event.ts';
 import { Backpressure, offsetRanges, RecordBuffer, type BufferedRecord } from './batching.ts';
 import { planCommit } from './commit.ts';
-import { EventSourceConfigError, resolveEventSourceSettings, type EventSourceSettings, type KafkaEventSourceConfig } from './config.ts';
+import { resolveEventSourceSettings, type EventSourceSettings, type KafkaEventSourceConfig } from './config.ts';
 import { toEventSourceDeadLetter, type BatchFailure } from './dead-letter.ts';
 import { fromKafkajsLog, jsonLineLogger, type EventSourceLogLevel } from './log.ts';
 import { PartitionOwnership } from './rebalance.ts';
@@ -34,7 +35,7 @@ import { afterFailedAttempt, describeError, retryDelayMs } from './retry.ts';
 import { resolveStartOffsets } from './start-offsets.ts';
 import { WakeableSleep } from './wakeable-sleep.ts';
 
-export { EventSourceConfigError, type KafkaEventSourceConfig, type StartingPosition } from './config.ts';
+export { type KafkaEventSourceConfig, type StartingPosition } from './config.ts';
 export { jsonLineLogger, type EventSourceLogger, type EventSourceLogLevel } from './log.ts';
 
 type Fields = Record<string, unknown>;
@@ -74,7 +75,7 @@ export class KafkaEventSource {
 
   /** Joins the consumer group; resolves once partitions are assigned and delivery has begun. */
   async start(): Promise<void> {
-    if (this.#kafka) throw new EventSourceConfigError('already started');
+    if (this.#kafka) throw new LocalStackError('already started');
     const { config } = this;
     const settings = this.#settings;
     this.#kafka = new Kafka({

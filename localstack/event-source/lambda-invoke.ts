@@ -3,18 +3,7 @@
  * (`POST /2015-03-31/functions/<name>/invocations`), as an event source mapping invokes.
  */
 import { connect } from 'node:net';
-
-/** The function failed (or could not be invoked); `errorType` as Lambda reports it. */
-export class LambdaInvokeError extends Error {
-  override readonly name = 'LambdaInvokeError';
-  constructor(
-    message: string,
-    readonly errorType: string,
-    readonly statusCode: number,
-  ) {
-    super(message);
-  }
-}
+import { LambdaInvokeError } from '../errors.ts';
 
 interface LambdaErrorPayload {
   errorType?: unknown;

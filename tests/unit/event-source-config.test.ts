@@ -1,6 +1,7 @@
 import { logLevel } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { EventSourceConfigError, resolveEventSourceSettings, type KafkaEventSourceConfig } from '../../localstack/event-source/config.ts';
+import { resolveEventSourceSettings, type KafkaEventSourceConfig } from '../../localstack/event-source/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import { fromKafkajsLog, jsonLineLogger } from '../../localstack/event-source/log.ts';
 
 const base: KafkaEventSourceConfig = { brokers: ['a:1', 'b:2'], topic: 'ugc.events', consumerGroupId: 'g', kind: 'kafka', invoke: async () => undefined };
@@ -39,7 +40,7 @@ describe('event source settings', () => {
     [{ startingPosition: 'AT_TIMESTAMP' as const }, 'AT_TIMESTAMP needs startingPositionTimestamp (Unix seconds)'],
     [{ onFailure: { topic: 'ugc.events' } }, 'the on-failure topic must differ from the source topic'],
   ])('refuses %j: %s', (change, message) => {
-    expect(() => resolveEventSourceSettings({ ...base, ...change })).toThrow(new EventSourceConfigError(message));
+    expect(() => resolveEventSourceSettings({ ...base, ...change })).toThrow(new ConfigError(message));
   });
 });
 
