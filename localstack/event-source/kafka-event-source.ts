@@ -20,6 +20,7 @@
  * when full, fetching pauses. Rebalances: rebalance.ts. This class only wires those units to kafkajs.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel as kafkaLogLevel, Partitioners, type Consumer, type EachBatchPayload } from 'kafkajs';
 import { whileTopicUnknown } from '../../shared/kafka-topic-wait.ts';
 import { createSender, type Sender } from '../../shared/kafka-sender.ts';
@@ -113,22 +114,20 @@ export class KafkaEventSource {
     await consumer.connect();
     await whileTopicUnknown(() => consumer.subscribe({ topic: config.topic, fromBeginning: settings.startingPosition === 'TRIM_HORIZON' }));
     await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.#onBatch(payload) });
-    let timer: NodeJS.Timeout | undefined;
+    // The timer is cancelled once the join is decided; race() handles the AbortError that leaves behind.
+    const joinDecided = new AbortController();
     try {
       await Promise.race([
         firstJoin,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`consumer group ${config.consumerGroupId} not joined after ${settings.joinTimeoutMs} ms`)),
-            settings.joinTimeoutMs,
-          );
+        sleep(settings.joinTimeoutMs, undefined, { signal: joinDecided.signal }).then(() => {
+          throw new LocalStackError(`consumer group ${config.consumerGroupId} not joined after ${settings.joinTimeoutMs} ms`);
         }),
       ]);
     } catch (error) {
       await consumer.disconnect().catch(() => {});
       throw error;
     } finally {
-      clearTimeout(timer);
+      joinDecided.abort();
     }
     this.#loop = this.#deliverLoop();
     this.#log('info', 'event source started', {

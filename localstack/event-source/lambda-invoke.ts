@@ -4,6 +4,7 @@
  */
 import { connect } from 'node:net';
 import { LambdaInvokeError } from '../errors.ts';
+import { pollUntil } from '../wait.ts';
 
 interface LambdaErrorPayload {
   errorType?: unknown;
@@ -57,18 +58,15 @@ export function createLambdaInvoker(options: { endpoint: string; functionName: s
 
 /** Resolves once something accepts TCP connections on host:port (polling), or rejects after timeoutMs. */
 export async function waitForPort(host: string, port: number, timeoutMs: number, isCancelled: () => boolean = () => false): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!isCancelled()) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
+  const listens = () => new Promise<boolean>((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
     });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    socket.once('error', () => resolve(false));
+  });
+  await pollUntil(async () => isCancelled() || (await listens()), {
+    timeoutMs, intervalMs: 200, what: `nothing listens on ${host}:${port} after ${timeoutMs} ms`,
+  });
 }

@@ -18,6 +18,7 @@ import { ensureKafkaJars, jarsManifest } from './jars.ts';
 import { localClusterId, nodeProperties, propertiesText, type NodeAddresses } from './settings.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { LocalStackError } from '../errors.ts';
+import { pollUntil } from '../wait.ts';
 
 export type { TopicSpec };
 
@@ -148,8 +149,8 @@ function isOurBroker(pid: number, dataDir: string): boolean {
  */
 async function reapLeftovers(owner: LockOwner, dataDir: string): Promise<void> {
   const pids = (owner.children ?? []).filter((pid) => isOurBroker(pid, dataDir));
-  const deadline = Date.now() + stopGraceMs;
-  while (pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  // Past the grace, what is still alive is killed below: the timeout is no failure here.
+  await pollUntil(() => !pids.some(isAlive), { timeoutMs: stopGraceMs, intervalMs: 100, what: 'leftover brokers still alive' }).catch(() => {});
   for (const pid of pids.filter((p) => isOurBroker(p, dataDir))) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -311,7 +312,6 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
 
     /** Resolves once every node in `watched` serves; rejects with one line if one exits first. */
     async function waitForBrokers(watched: Node[], timeoutMs: number): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
       let failure: string | undefined;
       for (const n of watched) {
         void n.exited!.then((exit) => {
@@ -319,14 +319,15 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
         });
       }
       let pending = watched;
-      while (Date.now() < deadline) {
+      await pollUntil(async () => {
         if (failure) throw new LocalStackError(failure);
         const up = await Promise.all(pending.map(serving));
         pending = pending.filter((_, i) => !up[i]);
-        if (pending.length === 0) return;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      throw new LocalStackError(failure ?? `embedded Kafka brokers ${pending.map((n) => n.id).join(', ')} were not ready within ${timeoutMs} ms; see ${join(dataDir, 'node-*', 'server.log')}`);
+        return pending.length === 0;
+      }, {
+        timeoutMs, intervalMs: 200,
+        what: () => failure ?? `embedded Kafka brokers ${pending.map((n) => n.id).join(', ')} were not ready within ${timeoutMs} ms; see ${join(dataDir, 'node-*', 'server.log')}`,
+      });
     }
 
     async function stopNode(n: Node, signal: NodeJS.Signals): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { useDemoStack } from '../setup/demo-stack.ts';
 import { eventually } from '../setup/context.ts';
@@ -34,7 +35,7 @@ async function playAndLeave(path: Try['path'], leave: Try['leave']): Promise<Try
   if (leave === 'close') await page.close({ runBeforeUnload: true });
   else await page.goto('about:blank');
   // Let a beacon or keepalive request leave the browser before the context (and its network) goes.
-  await new Promise((r) => setTimeout(r, 1_000));
+  await sleep(1_000);
   await context.close();
   return { path, leave, viewer, film, playedTo };
 }
