@@ -101,6 +101,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   };
   const { loadConfig } = await import('../shared/config.ts');
   const { clickHouseEnv, createClickHouse } = await import('../shared/clickhouse.ts');
+  const { createLogger } = await import('../shared/telemetry.ts');
   const settings = loadConfig(clickHouseEnv);
   // A backfill (005) or a projection (006) on a large table takes minutes, not the functions' 20 s.
   const long = { longRequestsMs: 60 * 60_000 };
@@ -121,7 +122,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       return clients;
     });
     const done = await migrate(admin, db, settings.CLICKHOUSE_DATABASE, undefined, { cluster, nodes: nodes.length > 0 ? nodes : undefined });
-    console.log(JSON.stringify({ msg: 'migrations applied', database: settings.CLICKHOUSE_DATABASE, cluster, ...(nodes.length > 0 ? { nodes: nodeUrls, form: nodeByNodeNote } : {}), applied: done }));
+    createLogger('migrate').info('migrations applied', { database: settings.CLICKHOUSE_DATABASE, cluster, ...(nodes.length > 0 ? { nodes: nodeUrls, form: nodeByNodeNote } : {}), applied: done });
   } finally {
     await Promise.all([admin.close(), db.close(), ...opened.map((client) => client.close())]);
   }

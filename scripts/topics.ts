@@ -77,12 +77,14 @@ async function ensureTopicsOnce(kafka: Kafka, topics: TopicSpec[]): Promise<Topi
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { loadConfig, kafkaEnv } = await import('../shared/config.ts');
   const { createKafka, kafkaAuthEnv } = await import('../shared/kafka.ts');
+  const { createLogger } = await import('../shared/telemetry.ts');
+  const log = createLogger('topics');
   const kafka = createKafka(loadConfig({ ...kafkaEnv, ...kafkaAuthEnv }));
   const wanted = productTopics();
   const report = await ensureTopics(kafka, wanted);
   for (const t of report.existing) {
     const want = wanted.find((w) => w.name === t.name)!.partitions;
-    if (t.partitions !== want) console.error(JSON.stringify({ level: 'warn', msg: 'topic exists with another partition count; left as it is', topic: t.name, partitions: t.partitions, wanted: want }));
+    if (t.partitions !== want) log.warn('topic exists with another partition count; left as it is', { topic: t.name, partitions: t.partitions, wanted: want });
   }
-  console.log(JSON.stringify({ msg: 'topics ready', ...report }));
+  log.info('topics ready', { ...report });
 }

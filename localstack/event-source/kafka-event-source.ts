@@ -30,14 +30,14 @@ import { Backpressure, offsetRanges, RecordBuffer, type BufferedRecord } from '.
 import { planCommit } from './commit.ts';
 import { resolveEventSourceSettings, type EventSourceSettings, type KafkaEventSourceConfig } from './config.ts';
 import { toEventSourceDeadLetter, type BatchFailure } from './dead-letter.ts';
-import { fromKafkajsLog, jsonLineLogger, type EventSourceLogLevel } from './log.ts';
+import { eventSourceLogger, fromKafkajsLog, type EventSourceLogLevel } from './log.ts';
 import { PartitionOwnership } from './rebalance.ts';
 import { afterFailedAttempt, describeError, retryDelayMs } from './retry.ts';
 import { resolveStartOffsets } from './start-offsets.ts';
 import { WakeableSleep } from './wakeable-sleep.ts';
 
 export { type KafkaEventSourceConfig, type StartingPosition } from './config.ts';
-export { jsonLineLogger, type EventSourceLogger, type EventSourceLogLevel } from './log.ts';
+export { eventSourceLogger, type EventSourceLogger, type EventSourceLogLevel } from './log.ts';
 
 type Fields = Record<string, unknown>;
 
@@ -60,7 +60,7 @@ export class KafkaEventSource {
 
   constructor(config: KafkaEventSourceConfig) {
     this.#config = config;
-    const logger = config.logger ?? jsonLineLogger();
+    const logger = config.logger ?? eventSourceLogger();
     const base = { function: config.functionName, topic: config.topic, groupId: config.consumerGroupId };
     this.#log = (level, msg, fields = {}) => logger(level, msg, { ...base, ...fields });
     this.#settings = resolveEventSourceSettings(config);

@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AwsKafkaEvent, AwsKafkaRecord } from '../../localstack/event-source/aws-kafka-event.ts';
 import { eventSourceDeadLetterHeaders as dlq } from '../../localstack/event-source/dead-letter.ts';
 import {
-  jsonLineLogger,
+  eventSourceLogger,
   KafkaEventSource,
+  type EventSourceLogger,
   type KafkaEventSourceConfig,
 } from '../../localstack/event-source/kafka-event-source.ts';
 import { eventually, stackEnv } from '../setup/context.ts';
@@ -19,7 +20,9 @@ const awsSampleRecord = Object.values(awsSample.records)[0]![0]!;
 // The emulator's log lines (info and above) are kept, so a failed assertion can show what the
 // emulator saw (joins, reassignments, failed commits). DEBUG_EVENT_SOURCE=1 prints them all.
 const logLines: string[] = [];
-const logger = process.env.DEBUG_EVENT_SOURCE ? jsonLineLogger('debug') : jsonLineLogger('info', (line) => void logLines.push(line));
+const logger: EventSourceLogger = process.env.DEBUG_EVENT_SOURCE
+  ? eventSourceLogger('debug')
+  : (level, message, fields) => { if (level !== 'debug') logLines.push(JSON.stringify({ level, message, ...fields })); };
 /** The kept log lines of one consumer group, for an assertion's message. */
 const logOf = (group: string): string => `emulator log:\n${logLines.filter((l) => l.includes(`"groupId":"${group}"`)).join('\n')}`;
 /** Which partition and offsets each event held, for an assertion's message. */
