@@ -8,6 +8,7 @@ import { signDevToken } from '../localstack/dev-token.ts';
 import { startLocalStack } from '../localstack/stack.ts';
 import { startOffline } from '../localstack/offline.ts';
 import { freePort } from '../localstack/ports.ts';
+import { pollUntil } from '../localstack/wait.ts';
 import { createClickHouse } from '../shared/clickhouse.ts';
 import { cpuByRole, cpuPerRequest } from './process-cpu.ts';
 import { fmt, percentile, type Row } from './stats.ts';
@@ -111,11 +112,9 @@ async function runMode(mode: Mode): Promise<StepResult[]> {
     // clients; cold starts are measured by the cold start bench, not here.
     const warmupFilm = `warmup-${randomUUID().slice(0, 8)}`;
     await post(offline.url, tokens[0]!, warmupFilm, randomUUID());
-    const warmDeadline = Date.now() + drainTimeoutMs;
-    while ((await seenIds(clickhouse, warmupFilm).catch(() => [])).length === 0) {
-      if (Date.now() > warmDeadline) throw new Error('e2e bench: the warm-up event never reached ClickHouse');
-      await sleep(pollEveryMs);
-    }
+    await pollUntil(async () => (await seenIds(clickhouse, warmupFilm).catch(() => [])).length > 0, {
+      timeoutMs: drainTimeoutMs, intervalMs: pollEveryMs, what: 'e2e bench: the warm-up event never reached ClickHouse',
+    });
     // And a short unmeasured load: JIT compilation of three JVMs and of offline's Node process would
     // otherwise be billed to the first step.
     await runStep(offline.url, tokens, clickhouse, warmupRatePerS, warmupSeconds);
@@ -187,8 +186,10 @@ async function runStep(url: string, tokens: string[], clickhouse: Client, rate: 
   const { perRequestMs: cpuMsPerRequest, machineBusy } = cpuPerRequest(cpuBefore, await cpuByRole(), sent, wallMs);
   const achievedRate = sent / (wallMs / 1000);
 
-  const drainDeadline = Date.now() + drainTimeoutMs;
-  while (Date.now() < drainDeadline && [...acceptedAt.keys()].some((id) => !firstSeen.has(id))) await sleep(pollEveryMs);
+  // Events still unseen at the timeout are counted as lost below: the timeout is no failure here.
+  await pollUntil(() => [...acceptedAt.keys()].every((id) => firstSeen.has(id)), {
+    timeoutMs: drainTimeoutMs, intervalMs: pollEveryMs, what: 'e2e bench: accepted events still unseen',
+  }).catch(() => {});
   polling = false;
   await poller;
 

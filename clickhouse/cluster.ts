@@ -23,9 +23,7 @@
  * Replicated engine is its non-replicated twin, so every shard holds one replica. Distributed
  * tables, sharding and the per-shard views are the same as in the replicated form.
  */
-export class ClusterDdlError extends Error {
-  override readonly name = 'ClusterDdlError';
-}
+import { ConfigError } from '../shared/errors.ts';
 
 /** Suffix of the per-shard tables behind each Distributed table. */
 export const localSuffix = '_local';
@@ -41,7 +39,7 @@ const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function shardingKey(table: string, columns: string): string {
   if (/^\s*user_id\s/m.test(columns)) return 'cityHash64(user_id)';
   if (/^\s*film_id\s/m.test(columns)) return 'cityHash64(film_id)';
-  throw new ClusterDdlError(`${table}: no user_id or film_id column to shard by`);
+  throw new ConfigError(`${table}: no user_id or film_id column to shard by`);
 }
 
 /** How the cluster form reaches the nodes: ON CLUSTER with Replicated engines, or node by node with their twins. */
@@ -55,7 +53,7 @@ export const isBackfill = (sql: string): boolean => /^INSERT INTO \w+\s+SELECT\b
 
 /** The statements that stand for one single-node statement on cluster `cluster`. */
 export function toClusterStatements(statement: string, cluster: string, form: ClusterForm = 'replicated'): string[] {
-  if (!identifier.test(cluster)) throw new ClusterDdlError(`invalid cluster name: ${cluster}`);
+  if (!identifier.test(cluster)) throw new ConfigError(`invalid cluster name: ${cluster}`);
   const sql = statement.trim();
   const replicated = form === 'replicated';
   const onCluster = replicated ? `ON CLUSTER ${cluster}` : '';
@@ -95,10 +93,10 @@ export function toClusterStatements(statement: string, cluster: string, form: Cl
     if (columnCommands.every(Boolean)) return [local, `ALTER TABLE ${name} ${onCluster} ${commands}`];
     // Settings, projections, indexes: they belong to the stored rows, so to every shard's local table.
     if (!columnCommands.some(Boolean)) return [local];
-    throw new ClusterDdlError(`${name}: an ALTER TABLE mixing column changes with others; write them as two statements: ${sql.slice(0, 120)}`);
+    throw new ConfigError(`${name}: an ALTER TABLE mixing column changes with others; write them as two statements: ${sql.slice(0, 120)}`);
   }
 
-  throw new ClusterDdlError(`no cluster form for this statement; extend clickhouse/cluster.ts: ${sql.slice(0, 120)}`);
+  throw new ConfigError(`no cluster form for this statement; extend clickhouse/cluster.ts: ${sql.slice(0, 120)}`);
 }
 
 // Column changes: the Distributed table must have them too. (Not MATERIALIZE/CLEAR COLUMN: they rewrite stored data.)

@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { ConfigError } from '../shared/errors.ts';
 import { isBackfill, nodeByNodeNote, toClusterStatements } from './cluster.ts';
 
 /** Where the versioned migrations live: NNN_name.sql, applied in name order. */
@@ -34,10 +35,6 @@ export async function readMigrations(dir = migrationsDir): Promise<Migration[]> 
   );
 }
 
-export class MigrationChangedError extends Error {
-  override readonly name = 'MigrationChangedError';
-}
-
 /**
  * Creates the database if needed, then applies the migrations not yet recorded in
  * `schema_migrations`. Idempotent; refuses to go on if an applied migration's file changed.
@@ -54,7 +51,7 @@ export async function migrate(
   migrations?: Migration[],
   { cluster, nodes }: { cluster?: string | undefined; nodes?: readonly { admin: ClickHouseClient; db: ClickHouseClient }[] } = {},
 ): Promise<string[]> {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new Error(`invalid database name: ${database}`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new ConfigError(`invalid database name: ${database}`);
   const all = migrations ?? (await readMigrations());
   // Rewritten before anything runs, so a statement with no cluster form changes nothing.
   const form = nodes ? 'nodeByNode' : 'replicated';
@@ -79,7 +76,7 @@ export async function migrate(
     const checksum = applied.get(migration.version);
     if (checksum === migration.checksum) continue;
     if (checksum !== undefined) {
-      throw new MigrationChangedError(
+      throw new ConfigError(
         `migration ${migration.version} changed after it was applied; add a new migration instead of editing it`,
       );
     }
@@ -104,6 +101,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   };
   const { loadConfig } = await import('../shared/config.ts');
   const { clickHouseEnv, createClickHouse } = await import('../shared/clickhouse.ts');
+  const { createLogger } = await import('../shared/telemetry.ts');
   const settings = loadConfig(clickHouseEnv);
   // A backfill (005) or a projection (006) on a large table takes minutes, not the functions' 20 s.
   const long = { longRequestsMs: 60 * 60_000 };
@@ -124,7 +122,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       return clients;
     });
     const done = await migrate(admin, db, settings.CLICKHOUSE_DATABASE, undefined, { cluster, nodes: nodes.length > 0 ? nodes : undefined });
-    console.log(JSON.stringify({ msg: 'migrations applied', database: settings.CLICKHOUSE_DATABASE, cluster, ...(nodes.length > 0 ? { nodes: nodeUrls, form: nodeByNodeNote } : {}), applied: done }));
+    createLogger('migrate').info('migrations applied', { database: settings.CLICKHOUSE_DATABASE, cluster, ...(nodes.length > 0 ? { nodes: nodeUrls, form: nodeByNodeNote } : {}), applied: done });
   } finally {
     await Promise.all([admin.close(), db.close(), ...opened.map((client) => client.close())]);
   }

@@ -1,5 +1,6 @@
 import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LocalStackError } from './errors.ts';
 
 /** Which embedded service a data directory belongs to: its lock file's name and how to call it. */
 export interface LockKind {
@@ -22,19 +23,12 @@ export interface LockOwner {
   readonly boot?: string;
 }
 
-/** The data directory already belongs to a live process. */
-export class DataDirInUseError extends Error {
-  constructor(
-    readonly dataDir: string,
-    readonly owner: LockOwner,
-    kind: LockKind,
-  ) {
-    super(
-      `data dir ${dataDir} is already used by another ${kind.service} (pid ${owner.pid}` +
-        `${owner.url ? `, ${owner.url}` : ''}); stop it first or ${kind.elsewhere}`,
-    );
-    this.name = 'DataDirInUseError';
-  }
+/** The data directory already belongs to a live process: the one line saying whose and what to do. */
+function dataDirInUse(dataDir: string, owner: LockOwner, kind: LockKind): LocalStackError {
+  return new LocalStackError(
+    `data dir ${dataDir} is already used by another ${kind.service} (pid ${owner.pid}` +
+      `${owner.url ? `, ${owner.url}` : ''}); stop it first or ${kind.elsewhere}`,
+  );
 }
 
 // Lock files this process holds: its own pid in one does not make it stale.
@@ -123,20 +117,20 @@ export function staleOwner(dataDir: string, kind: LockKind): LockOwner | undefin
   return owner !== undefined && !heldHere.has(path) && !ownerIsLive(owner) ? owner : undefined;
 }
 
-/** Fails with {@link DataDirInUseError} when a live process (not this one) holds the data directory's lock. */
+/** Fails with {@link dataDirInUse} when a live process (not this one) holds the data directory's lock. */
 export function assertDataDirFree(dataDir: string, kind: LockKind): void {
   const owner = readOwner(join(dataDir, kind.file));
-  if (owner !== undefined && ownerIsLive(owner)) throw new DataDirInUseError(dataDir, owner, kind);
+  if (owner !== undefined && ownerIsLive(owner)) throw dataDirInUse(dataDir, owner, kind);
 }
 
 /**
  * Takes the data directory for this process. A lock left by a dead process is taken over;
- * a live owner makes it throw {@link DataDirInUseError}.
+ * a live owner makes it throw {@link dataDirInUse}.
  * (chDB's and Kafka's own file locks stay the last line of defence; this one gives the clear message.)
  */
 export function acquireDataDirLock(dataDir: string, kind: LockKind): DataDirLock {
   const path = join(dataDir, kind.file);
-  if (heldHere.has(path)) throw new DataDirInUseError(dataDir, readOwner(path) ?? { pid: process.pid }, kind);
+  if (heldHere.has(path)) throw dataDirInUse(dataDir, readOwner(path) ?? { pid: process.pid }, kind);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       // Written whole under a private name, then linked into place: the link fails if the lock
@@ -170,7 +164,7 @@ export function acquireDataDirLock(dataDir: string, kind: LockKind): DataDirLock
       if (taken !== undefined && ownerIsLive(taken)) {
         try { linkSync(claimed, path); } catch { /* a third start holds it now */ }
         rmSync(claimed, { force: true });
-        throw new DataDirInUseError(dataDir, taken, kind);
+        throw dataDirInUse(dataDir, taken, kind);
       }
       rmSync(claimed, { force: true });
     }

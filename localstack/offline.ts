@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnTiedToParent } from './child.ts';
 import { fileURLToPath } from 'node:url';
 import { assertPortFree } from './ports.ts';
+import { pollUntil } from './wait.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const serverlessBin = fileURLToPath(new URL('../node_modules/osls/bin/serverless.js', import.meta.url));
@@ -63,17 +64,9 @@ export async function startOffline({
   const exited = new Promise<never>((_, reject) =>
     child.once('exit', (code) => reject(new Error(`serverless offline exited (${code}) before it was ready:\n${output}`))),
   );
-  const deadline = Date.now() + 120_000;
-  const ready = (async () => {
-    while (Date.now() < deadline) {
-      try {
-        const res = await fetch(`${url}/v1/health`);
-        if (res.status === 200) return;
-      } catch { /* not up yet */ }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(`serverless offline did not answer on ${url} within 120 s:\n${output}`);
-  })();
+  const ready = pollUntil(async () => (await fetch(`${url}/v1/health`).catch(() => undefined))?.status === 200, {
+    timeoutMs: 120_000, intervalMs: 250, what: () => `serverless offline did not answer on ${url} within 120 s:\n${output}`,
+  });
   try {
     await Promise.race([ready, exited]);
   } catch (error) {

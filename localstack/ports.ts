@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { PortInUseError } from './errors.ts';
 
 /**
  * The kernel's range for outgoing connections' local ports. A port handed out by listen(0) lies
@@ -51,9 +52,4 @@ export async function assertPortFree(port: number, variable: string, service: st
   if (port !== 0 && !(await isFree(port))) {
     throw new PortInUseError(`port ${port} (${variable}, ${service}) is already in use: stop what holds it (another npm start?) or set ${variable} to another port`);
   }
-}
-
-/** A port the stack needs is taken; the message is the one line to print. */
-export class PortInUseError extends Error {
-  override readonly name = 'PortInUseError';
 }

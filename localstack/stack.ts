@@ -6,6 +6,7 @@ import { startEmbeddedClickHouse, type EmbeddedClickHouse } from './clickhouse/e
 import { migrate } from '../clickhouse/migrate.ts';
 import { clickHouseEnv, createClickHouse } from '../shared/clickhouse.ts';
 import { loadConfig } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
 import { ensureTopics, productTopics, type TopicSpec } from '../shared/kafka-topics.ts';
 import { assertDataDirFree, clickhouseLock } from './lock.ts';
 import { assertPortFree } from './ports.ts';
@@ -112,7 +113,7 @@ function portSetting(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`${name} must be a port number (0-65535), got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`${name} must be a port number (0-65535), got ${JSON.stringify(raw)}`);
   return port;
 }
 

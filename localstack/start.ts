@@ -2,17 +2,19 @@
 // KAFKA_BROKERS / CLICKHOUSE_URL point elsewhere, migrations, then `serverless offline start`.
 import { startLocalStack } from './stack.ts';
 import { assertOfflinePortsFree, startOffline } from './offline.ts';
-import { PortInUseError } from './ports.ts';
+import { PortInUseError } from './errors.ts';
 import defaultPorts from './ports.json';
 import { devJwtSecret, signDevToken } from './dev-token.ts';
 import { startDemoServer, type DemoServer } from './demo/server.ts';
 import { startPipeline } from './pipeline/collector.ts';
+import { createLogger } from '../shared/telemetry.ts';
 
 // The defaults live in ports.json, which serverless.yml and the event source plugin read too.
 const httpPort = Number(process.env.HTTP_PORT ?? defaultPorts.http);
 const lambdaPort = Number(process.env.LAMBDA_PORT ?? defaultPorts.lambda);
 const demoPort = Number(process.env.DEMO_PORT ?? defaultPorts.demo);
-const log = (msg: string, fields: Record<string, unknown> = {}) => console.log(JSON.stringify({ level: 'info', msg, ...fields }));
+// At info whatever POWERTOOLS_LOG_LEVEL says (that is for the functions): a person watches these lines.
+const log = createLogger('local-stack', 'INFO');
 
 // Ctrl-C while the stack starts (a first start downloads and formats): exit through the 'exit'
 // hooks, which stop the brokers and ClickHouse already started. Replaced by shutdown() once up.
@@ -24,12 +26,12 @@ await assertOfflinePortsFree(httpPort, lambdaPort).catch((error: unknown) => {
   console.error(`npm start: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });
-const stack = await startLocalStack({ onProgress: (msg) => log(msg) }).catch((error: unknown) => {
+const stack = await startLocalStack({ onProgress: (msg) => log.info(msg) }).catch((error: unknown) => {
   // An expected failure (no Java, a port taken, a data directory in use) is one line, not a trace.
   console.error(`npm start: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });
-log('local stack ready', { ...stack.env, embeddedKafka: Boolean(stack.broker), embeddedClickHouse: Boolean(stack.clickhouse) });
+log.info('local stack ready', { ...stack.env, embeddedKafka: Boolean(stack.broker), embeddedClickHouse: Boolean(stack.clickhouse) });
 
 const jwtSecret = process.env.JWT_SECRET || devJwtSecret;
 // The live view of the pipeline (/pipeline beside the demo) and a status line while traffic flows.
@@ -40,7 +42,7 @@ let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  log('stopping', { signal });
+  log.info('stopping', { signal });
   await demo?.stop();
   await pipeline.stop();
   await offline?.stop();
@@ -86,7 +88,7 @@ try {
   });
 } catch (error) {
   // The pipeline works without it; say why the demo is missing (usually DEMO_PORT in use).
-  console.error(JSON.stringify({ level: 'warn', msg: 'demo server not started', port: demoPort, error: String(error) }));
+  log.warn('demo server not started', { port: demoPort, error: String(error) });
 }
 
 const token = await signDevToken('viewer-1', { secret: jwtSecret });

@@ -5,12 +5,15 @@
 import { loadConfig, kafkaEnv } from '../shared/config.ts';
 import { createKafka, kafkaAuthEnv } from '../shared/kafka.ts';
 import { ensureTopics, productTopics } from '../shared/kafka-topics.ts';
+import { createLogger } from '../shared/telemetry.ts';
+
+const log = createLogger('topics');
 
 const kafka = createKafka(loadConfig({ ...kafkaEnv, ...kafkaAuthEnv }));
 const wanted = productTopics();
 const report = await ensureTopics(kafka, wanted);
 for (const t of report.existing) {
   const want = wanted.find((w) => w.name === t.name)!.partitions;
-  if (t.partitions !== want) console.error(JSON.stringify({ level: 'warn', msg: 'topic exists with another partition count; left as it is', topic: t.name, partitions: t.partitions, wanted: want }));
+  if (t.partitions !== want) log.warn('topic exists with another partition count; left as it is', { topic: t.name, partitions: t.partitions, wanted: want });
 }
-console.log(JSON.stringify({ msg: 'topics ready', ...report }));
+log.info('topics ready', { ...report });

@@ -3,7 +3,7 @@ import type { webcrypto } from 'node:crypto';
 import QuickLRU from 'quick-lru';
 import * as z from './zod.ts';
 import { env, type Settings } from './config.ts';
-import { HttpError } from './errors.ts';
+import { ConfigError, HttpError } from './errors.ts';
 import { rereadWhenRejected, secretLocation, secretReader, type SecretsSettings } from './secrets.ts';
 
 const asymmetricAlgorithms = ['RS256', 'ES256'] as const;
@@ -49,18 +49,18 @@ function keysUnavailable(cause: unknown): HttpError {
 
 /** The key and the algorithms it may verify: fixed by configuration, never chosen by the token. */
 function keySource(settings: AuthSettings): { key: Uint8Array | JWTVerifyGetKey; algorithms: string[] } {
-  if (settings.JWT_JWKS_URL && settings.JWT_SECRET) throw new Error('set either JWT_SECRET or JWT_JWKS_URL, not both');
+  if (settings.JWT_JWKS_URL && settings.JWT_SECRET) throw new ConfigError('set either JWT_SECRET or JWT_JWKS_URL, not both');
   if (settings.JWT_JWKS_URL) {
     const algorithms = settings.JWT_ALGORITHMS ?? [...asymmetricAlgorithms];
-    if (algorithms.includes('HS256')) throw new Error('JWT_ALGORITHMS: HS256 cannot be used with JWT_JWKS_URL');
+    if (algorithms.includes('HS256')) throw new ConfigError('JWT_ALGORITHMS: HS256 cannot be used with JWT_JWKS_URL');
     return { key: createRemoteJWKSet(new URL(settings.JWT_JWKS_URL), { cooldownDuration: 30_000, cacheMaxAge: 600_000 }), algorithms };
   }
   if (settings.JWT_SECRET) {
     const algorithms = settings.JWT_ALGORITHMS ?? ['HS256'];
-    if (algorithms.some((a) => a !== 'HS256')) throw new Error('JWT_ALGORITHMS: only HS256 can be used with JWT_SECRET');
+    if (algorithms.some((a) => a !== 'HS256')) throw new ConfigError('JWT_ALGORITHMS: only HS256 can be used with JWT_SECRET');
     return { key: new TextEncoder().encode(settings.JWT_SECRET), algorithms };
   }
-  throw new Error('JWT_SECRET or JWT_JWKS_URL must be set');
+  throw new ConfigError('JWT_SECRET or JWT_JWKS_URL must be set');
 }
 
 const bearerScheme = /^Bearer\b/i;
@@ -180,10 +180,10 @@ export function createConfiguredViewerVerifier(
   // The deployed key sources: without iss and aud checks, any token the auth service signs for
   // another audience (or another issuer sharing the key) would be accepted.
   if ((location === 'ssm' || location === 'secretsManager' || settings.JWT_JWKS_URL) && !(settings.JWT_ISSUER && settings.JWT_AUDIENCE)) {
-    throw new Error('JWT_ISSUER and JWT_AUDIENCE must be set with a stored JWT secret or JWT_JWKS_URL');
+    throw new ConfigError('JWT_ISSUER and JWT_AUDIENCE must be set with a stored JWT secret or JWT_JWKS_URL');
   }
   if (location === 'value' || location === undefined) return createViewerVerifier(settings);
-  if (settings.JWT_JWKS_URL) throw new Error('set either a JWT secret or JWT_JWKS_URL, not both');
+  if (settings.JWT_JWKS_URL) throw new ConfigError('set either a JWT secret or JWT_JWKS_URL, not both');
   const secret = rereadWhenRejected(readSecret ?? secretReader(source, { maxAgeS: settings.SECRETS_MAX_AGE_S }));
   let current: { secret: string; verify: ViewerVerifier } | undefined;
   async function verifier(): Promise<ViewerVerifier> {
@@ -193,7 +193,7 @@ export function createConfiguredViewerVerifier(
     } catch (cause) {
       throw keysUnavailable(cause);
     }
-    if (value.length < 16) throw new Error('JWT secret from the store: must be at least 16 characters');
+    if (value.length < 16) throw new ConfigError('JWT secret from the store: must be at least 16 characters');
     if (current?.secret !== value) current = { secret: value, verify: createViewerVerifier({ ...settings, JWT_SECRET: value, JWT_SECRET_PARAMETER: undefined, JWT_SECRET_SECRET_ARN: undefined }) };
     return current.verify;
   }

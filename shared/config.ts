@@ -1,10 +1,6 @@
 import kafkaNames from './kafka-names.json';
+import { ConfigError } from './errors.ts';
 import * as z from './zod.ts';
-
-/** A missing or malformed environment variable: fails the cold start, naming the variable. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
 
 /** Environment variable name → its parser (see `env` below). */
 export type EnvSchema = Record<string, z.ZodMiniType>;

@@ -1,5 +1,6 @@
 // Kept apart from kafka.ts (config, secrets, logger) so the local event source emulator can use it too.
 import { CompressionTypes, type Message, type Producer, type ProducerRecord } from 'kafkajs';
+import { SharedRequestError } from './errors.ts';
 
 /** Sends through idempotent producers that each carry one produce request at a time; a failed one is dropped. */
 export interface Sender {
@@ -42,18 +43,6 @@ interface Pending {
   state: 'waiting' | 'taken' | 'sent' | 'aborted';
   signal?: AbortSignal;
   onAbort?: () => void;
-}
-
-/**
- * The failure of a produce request that carried several sends: each of them gets it. Its cause is
- * kafkajs' error. Apart, so a caller does not blame one send for what the request as a whole met
- * (a request too large for the brokers, say).
- */
-export class SharedRequestError extends Error {
-  constructor(cause: unknown, readonly sendsInRequest: number) {
-    super(`a produce request of ${sendsInRequest} sends failed: ${String((cause as Error)?.message ?? cause)}`, { cause });
-    this.name = 'SharedRequestError';
-  }
 }
 
 interface Lease { producer: Producer; connected: Promise<void> }

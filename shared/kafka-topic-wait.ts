@@ -1,5 +1,6 @@
 // A module of its own: the event source, bundled for serverless offline (plugins/import-ts.js),
 // needs only this of shared/kafka-topics.ts.
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Runs `attempt` again while it fails with UNKNOWN_TOPIC_OR_PARTITION. Each KRaft broker applies a
@@ -8,13 +9,13 @@
  * instead of retrying (tulios/kafkajs#815). A topic still unknown after `timeoutMs` is an error.
  */
 export async function whileTopicUnknown<T>(attempt: () => Promise<T>, { timeoutMs = 10_000, intervalMs = 250 } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = AbortSignal.timeout(timeoutMs);
   for (;;) {
     try {
       return await attempt();
     } catch (error) {
-      if ((error as { type?: unknown }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' || Date.now() >= deadline) throw error;
-      await new Promise((r) => setTimeout(r, intervalMs));
+      if ((error as { type?: unknown }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' || deadline.aborted) throw error;
+      await sleep(intervalMs);
     }
   }
 }

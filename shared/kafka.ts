@@ -3,6 +3,7 @@ import { Kafka, CompressionTypes, Partitioners, logLevel, type Mechanism, type P
 import scram512AuthenticationProvider from 'kafkajs/src/broker/saslAuthenticator/scram512.js';
 import * as z from './zod.ts';
 import { env, type kafkaEnv, type Settings } from './config.ts';
+import { ConfigError } from './errors.ts';
 import { jsonSecretReader, secretReader, secretsEnv } from './secrets.ts';
 import { logger } from './telemetry.ts';
 
@@ -65,7 +66,7 @@ export function kafkaSasl(settings: KafkaSettings, deps: { credentials?: AwsCred
     case 'aws-msk-iam':
       return { mechanism: 'oauthbearer', oauthBearerProvider: mskIamTokenProvider(settings.AWS_REGION, deps.credentials) };
     case 'scram-sha-512': {
-      if (!settings.KAFKA_SASL_SECRET_ARN && !deps.readScram) throw new Error('KAFKA_SASL_SECRET_ARN must be set for KAFKA_SASL_MECHANISM=scram-sha-512');
+      if (!settings.KAFKA_SASL_SECRET_ARN && !deps.readScram) throw new ConfigError('KAFKA_SASL_SECRET_ARN must be set for KAFKA_SASL_MECHANISM=scram-sha-512');
       const read = deps.readScram ?? jsonSecretReader(
         secretReader({ name: 'KAFKA_SASL_SECRET', secretId: settings.KAFKA_SASL_SECRET_ARN }, { maxAgeS: settings.SECRETS_MAX_AGE_S }),
         scramSecret,
@@ -116,7 +117,7 @@ export function createProducer(kafka: Kafka, settings: Pick<KafkaSettings, 'KAFK
 }
 
 export { CompressionTypes };
-export { createSender, requestCompression, SharedRequestError, type Sender, type SizedCompression } from './kafka-sender.ts';
+export { createSender, requestCompression, type Sender, type SizedCompression } from './kafka-sender.ts';
 
 /**
  * The events' compression: gzip for a produce request of at least 1 KiB of keys and values. A

@@ -1,5 +1,6 @@
 import type * as z from './zod.ts';
 import { env, type Settings } from './config.ts';
+import { ConfigError } from './errors.ts';
 
 /**
  * Secrets (JWT key, ClickHouse password, Kafka SCRAM credentials) come from one of three places:
@@ -27,11 +28,6 @@ export interface SecretSource {
 export interface SecretStores {
   ssm: { get(name: string, options: { maxAge: number; decrypt: true }): Promise<unknown> };
   secretsManager: { get(id: string, options: { maxAge: number }): Promise<unknown> };
-}
-
-/** Raised when a secret is misconfigured or cannot be read; never carries the value. */
-export class SecretError extends Error {
-  override readonly name = 'SecretError';
 }
 
 /** The SDK clients the default stores call; tests pass clients whose `send` is stubbed. */
@@ -81,7 +77,7 @@ let defaultStores: SecretStores | undefined;
 export function secretLocation(source: SecretSource): 'value' | 'ssm' | 'secretsManager' | undefined {
   const set = [source.value, source.parameterName, source.secretId].filter((v) => v !== undefined && v !== '');
   if (set.length > 1) {
-    throw new SecretError(`${source.name}: set only one of ${source.name}, ${source.name}_PARAMETER, ${source.name}_SECRET_ARN`);
+    throw new ConfigError(`${source.name}: set only one of ${source.name}, ${source.name}_PARAMETER, ${source.name}_SECRET_ARN`);
   }
   if (source.value) return 'value';
   if (source.parameterName) return 'ssm';
@@ -103,7 +99,7 @@ export function secretReader(
   return async ({ fresh = false } = {}) => {
     const maxAge = fresh ? 0 : maxAgeS;
     if (location === 'value') return source.value!;
-    if (location === undefined) throw new SecretError(`${source.name} is not configured`);
+    if (location === undefined) throw new ConfigError(`${source.name} is not configured`);
     const store = stores ?? (defaultStores ??= awsSecretStores());
     let stored: unknown;
     try {
@@ -111,10 +107,11 @@ export function secretReader(
         ? await store.ssm.get(source.parameterName!, { maxAge, decrypt: true })
         : await store.secretsManager.get(source.secretId!, { maxAge });
     } catch (cause) {
-      throw new SecretError(`${source.name} could not be read from ${location === 'ssm' ? 'SSM' : 'Secrets Manager'}`, { cause });
+      // A store that did not answer is no configuration mistake; no caller tells it apart (the verifier answers 503).
+      throw new Error(`${source.name} could not be read from ${location === 'ssm' ? 'SSM' : 'Secrets Manager'}`, { cause });
     }
     if (stored instanceof Uint8Array) stored = new TextDecoder().decode(stored);
-    if (typeof stored !== 'string' || stored === '') throw new SecretError(`${source.name}: the stored value is empty`);
+    if (typeof stored !== 'string' || stored === '') throw new ConfigError(`${source.name}: the stored value is empty`);
     return stored;
   };
 }
@@ -150,10 +147,10 @@ export function jsonSecretReader<T>(read: () => Promise<string>, schema: z.ZodMi
     try {
       parsed = JSON.parse(raw);
     } catch {
-      throw new SecretError(`${name}: the stored value is not JSON`);
+      throw new ConfigError(`${name}: the stored value is not JSON`);
     }
     const result = schema.safeParse(parsed);
-    if (!result.success) throw new SecretError(`${name}: ${result.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    if (!result.success) throw new ConfigError(`${name}: ${result.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
     return result.data;
   };
 }

@@ -1,4 +1,5 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import type { LogLevel } from '@aws-lambda-powertools/logger/types';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 
 /**
@@ -7,7 +8,16 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
  * Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE.
  * Never log a token or a full body: log counts, codes and ids.
  */
-export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME || 'ugc-ingest' });
+export const logger = createLogger(process.env.POWERTOOLS_SERVICE_NAME || 'ugc-ingest');
+
+/**
+ * A Powertools Logger for one service. The functions, the local stack and the scripts all log
+ * through one, so every JSON line has the same keys: level, message, timestamp, service, then the
+ * fields. A `logLevel` given here wins over POWERTOOLS_LOG_LEVEL.
+ */
+export function createLogger(serviceName: string, logLevel?: LogLevel): Logger {
+  return new Logger({ serviceName, ...(logLevel === undefined ? {} : { logLevel }) });
+}
 
 export const metrics = new Metrics({
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || 'UgcIngest',

@@ -1,6 +1,6 @@
 import type { Kafka, Message } from 'kafkajs';
-import { SharedRequestError, type Sender } from '../../shared/kafka.ts';
-import { HttpError } from '../../shared/errors.ts';
+import type { Sender } from '../../shared/kafka.ts';
+import { HttpError, SharedRequestError } from '../../shared/errors.ts';
 
 // Kafka refuses these for good whatever the retries: a 503 would have the client retry forever.
 const tooLargeForKafka = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { ConfigError } from '../../shared/errors.ts';
 
 /** Where the launcher writes the two files inside the data directory. */
 export const configFileName = 'embedded-server.xml';
@@ -50,10 +51,10 @@ const serverProfile = '<default><implicit_select>0</implicit_select><allow_intro
 export function usersXml(options: Pick<ServerConfigOptions, 'user' | 'password'>): string {
   const anyNetwork = '<networks><ip>::/0</ip></networks>';
   if (options.user === undefined || options.user === 'default') {
-    if (options.password) throw new Error('the embedded ClickHouse cannot give `default` a password (clickhouse-local logs in as default without one): configure another user');
+    if (options.password) throw new ConfigError('the embedded ClickHouse cannot give `default` a password (clickhouse-local logs in as default without one): configure another user');
     return wrapUsers(`<default><no_password/><profile>default</profile><quota>default</quota>${anyNetwork}<access_management>1</access_management></default>`);
   }
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.user)) throw new Error(`embedded ClickHouse user ${JSON.stringify(options.user)}: letters, digits and _ only`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.user)) throw new ConfigError(`embedded ClickHouse user ${JSON.stringify(options.user)}: letters, digits and _ only`);
   const startListeners = ['GRANT SYSTEM LISTEN ON *.*', 'GRANT READ ON FILE', 'GRANT CREATE TEMPORARY TABLE ON *.*']
     .map((grant) => `<query>${grant}</query>`)
     .join('');
@@ -87,7 +88,7 @@ export function serverConfigXml(options: ServerConfigOptions): string {
     `  <logger><log>${xmlEscape(join(options.dataDir, logFileName))}</log></logger>`,
   ];
   if (options.cluster) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.cluster.name)) throw new Error(`cluster name ${JSON.stringify(options.cluster.name)}: letters, digits and _ only`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.cluster.name)) throw new ConfigError(`cluster name ${JSON.stringify(options.cluster.name)}: letters, digits and _ only`);
     const shards = options.cluster.shards
       .map((node) => `<shard><replica><host>${xmlEscape(node.host)}</host><port>${node.tcpPort}</port></replica></shard>`)
       .join('');

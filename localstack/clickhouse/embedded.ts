@@ -8,10 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { assertDataDirFree, clickhouseLock } from '../lock.ts';
 import { freePort, freePortRange } from '../ports.ts';
+import { pollUntil } from '../wait.ts';
 import { configFileName, serverConfigXml, usersFileName, usersXml, type ServerConfigOptions } from './config.ts';
 
 /** A running embedded ClickHouse server. */
@@ -155,13 +155,10 @@ export async function startEmbeddedClickHouse(opts: EmbeddedClickHouseOptions): 
 async function waitUntilReady(url: string, displayName: string, exited: Promise<void>, timeoutMs: number): Promise<void> {
   let gone = false;
   void exited.then(() => (gone = true));
-  const deadline = AbortSignal.timeout(timeoutMs);
-  while (!gone) {
-    if (deadline.aborted) throw new Error(`no answer on ${url} within ${timeoutMs} ms`);
-    if ((await answer(`${url}/?query=${encodeURIComponent('SELECT displayName()')}`)) === `${displayName}\n`) return;
-    await sleep(50);
-  }
-  throw new Error('exited before it was ready');
+  await pollUntil(async () => {
+    if (gone) throw new Error('exited before it was ready');
+    return (await answer(`${url}/?query=${encodeURIComponent('SELECT displayName()')}`)) === `${displayName}\n`;
+  }, { timeoutMs, intervalMs: 50, what: `no answer on ${url} within ${timeoutMs} ms` });
 }
 
 /** A 200 answer's body, else undefined; on a connection of its own, closed after (a kept-alive socket delays the server's shutdown). */

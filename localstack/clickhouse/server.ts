@@ -14,6 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DataType, isNullPointer, load, open, type JsExternal } from 'ffi-rs';
+import { ConfigError } from '../../shared/errors.ts';
 import { acquireDataDirLock, clickhouseLock, type DataDirLock } from '../lock.ts';
 import { configFileName } from './config.ts';
 
@@ -41,7 +42,7 @@ function fail(message: string, code: number): never {
 export function chdbLibraryPath(env: NodeJS.ProcessEnv = process.env): string {
   const own = env.CHDB_LIBRARY_PATH?.trim();
   if (own) {
-    if (!existsSync(own)) throw new Error(`CHDB_LIBRARY_PATH ${own} does not exist: point it at a libchdb, or unset it to use chdb's own`);
+    if (!existsSync(own)) throw new ConfigError(`CHDB_LIBRARY_PATH ${own} does not exist: point it at a libchdb, or unset it to use chdb's own`);
     return own;
   }
   const key = `${process.platform}-${process.arch}`;

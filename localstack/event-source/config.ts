@@ -1,9 +1,10 @@
 /**
  * The configuration of one event source mapping, AWS's defaults, and the checks AWS makes when a
  * mapping is created. Pure: resolveEventSourceSettings() turns a config into the numbers the
- * emulator runs with, or throws EventSourceConfigError.
+ * emulator runs with, or throws ConfigError.
  */
 import type { ConsumerConfig, KafkaConfig } from 'kafkajs';
+import { ConfigError } from '../../shared/errors.ts';
 import type { AwsKafkaEvent, EventSourceKind } from './aws-kafka-event.ts';
 import { bufferCapacity } from './batching.ts';
 import type { EventSourceLogger } from './log.ts';
@@ -51,11 +52,6 @@ export interface KafkaEventSourceConfig {
   joinTimeoutMs?: number;
 }
 
-/** Thrown by start() when the configuration cannot work. */
-export class EventSourceConfigError extends Error {
-  override readonly name = 'EventSourceConfigError';
-}
-
 /** What the emulator runs with, every default applied. */
 export interface EventSourceSettings {
   readonly source: EventSourceKind;
@@ -88,27 +84,27 @@ export function resolveEventSourceSettings(config: KafkaEventSourceConfig): Even
   const bootstrapServers = config.bootstrapServers ?? config.brokers.join(',');
   let source: EventSourceKind;
   if (config.kind === 'msk') {
-    if (!config.eventSourceArn) throw new EventSourceConfigError('an msk event source needs eventSourceArn');
+    if (!config.eventSourceArn) throw new ConfigError('an msk event source needs eventSourceArn');
     source = { kind: 'msk', eventSourceArn: config.eventSourceArn, bootstrapServers };
   } else {
     source = { kind: 'kafka', bootstrapServers };
   }
-  if (config.brokers.length === 0) throw new EventSourceConfigError('no brokers given');
+  if (config.brokers.length === 0) throw new ConfigError('no brokers given');
   const batchSize = config.batchSize ?? defaults.batchSize;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new EventSourceConfigError(`batchSize must be a positive integer, got ${config.batchSize}`);
+    throw new ConfigError(`batchSize must be a positive integer, got ${config.batchSize}`);
   }
   const retryLimit = effectiveRetryLimit(config.maximumRetryAttempts ?? defaults.maximumRetryAttempts, config.onFailure !== undefined);
   if (!Number.isInteger(retryLimit) || retryLimit < -1) {
-    throw new EventSourceConfigError(`maximumRetryAttempts must be an integer >= -1, got ${config.maximumRetryAttempts}`);
+    throw new ConfigError(`maximumRetryAttempts must be an integer >= -1, got ${config.maximumRetryAttempts}`);
   }
   const startingPosition = config.startingPosition ?? defaults.startingPosition;
   if (startingPosition === 'AT_TIMESTAMP' && config.startingPositionTimestamp === undefined) {
-    throw new EventSourceConfigError('AT_TIMESTAMP needs startingPositionTimestamp (Unix seconds)');
+    throw new ConfigError('AT_TIMESTAMP needs startingPositionTimestamp (Unix seconds)');
   }
   if (config.onFailure?.topic === config.topic) {
     // AWS refuses this too: a failing record would loop forever.
-    throw new EventSourceConfigError('the on-failure topic must differ from the source topic');
+    throw new ConfigError('the on-failure topic must differ from the source topic');
   }
   return {
     source,

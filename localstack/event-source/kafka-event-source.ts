@@ -20,22 +20,24 @@
  * when full, fetching pauses. Rebalances: rebalance.ts. This class only wires those units to kafkajs.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel as kafkaLogLevel, Partitioners, type Consumer, type EachBatchPayload } from 'kafkajs';
 import { whileTopicUnknown } from '../../shared/kafka-topic-wait.ts';
 import { createSender, type Sender } from '../../shared/kafka-sender.ts';
+import { LocalStackError } from '../errors.ts';
 import { buildKafkaEvent, recordJsonBytes, toAwsKafkaRecord } from './aws-kafka-event.ts';
 import { Backpressure, offsetRanges, RecordBuffer, type BufferedRecord } from './batching.ts';
 import { planCommit } from './commit.ts';
-import { EventSourceConfigError, resolveEventSourceSettings, type EventSourceSettings, type KafkaEventSourceConfig } from './config.ts';
+import { resolveEventSourceSettings, type EventSourceSettings, type KafkaEventSourceConfig } from './config.ts';
 import { toEventSourceDeadLetter, type BatchFailure } from './dead-letter.ts';
-import { fromKafkajsLog, jsonLineLogger, type EventSourceLogLevel } from './log.ts';
+import { eventSourceLogger, fromKafkajsLog, type EventSourceLogLevel } from './log.ts';
 import { PartitionOwnership } from './rebalance.ts';
 import { afterFailedAttempt, describeError, retryDelayMs } from './retry.ts';
 import { resolveStartOffsets } from './start-offsets.ts';
 import { WakeableSleep } from './wakeable-sleep.ts';
 
-export { EventSourceConfigError, type KafkaEventSourceConfig, type StartingPosition } from './config.ts';
-export { jsonLineLogger, type EventSourceLogger, type EventSourceLogLevel } from './log.ts';
+export { type KafkaEventSourceConfig, type StartingPosition } from './config.ts';
+export { eventSourceLogger, type EventSourceLogger, type EventSourceLogLevel } from './log.ts';
 
 type Fields = Record<string, unknown>;
 
@@ -58,7 +60,7 @@ export class KafkaEventSource {
 
   constructor(config: KafkaEventSourceConfig) {
     this.#config = config;
-    const logger = config.logger ?? jsonLineLogger();
+    const logger = config.logger ?? eventSourceLogger();
     const base = { function: config.functionName, topic: config.topic, groupId: config.consumerGroupId };
     this.#log = (level, msg, fields = {}) => logger(level, msg, { ...base, ...fields });
     this.#settings = resolveEventSourceSettings(config);
@@ -74,7 +76,7 @@ export class KafkaEventSource {
 
   /** Joins the consumer group; resolves once partitions are assigned and delivery has begun. */
   async start(): Promise<void> {
-    if (this.#kafka) throw new EventSourceConfigError('already started');
+    if (this.#kafka) throw new LocalStackError('already started');
     const { config } = this;
     const settings = this.#settings;
     this.#kafka = new Kafka({
@@ -112,22 +114,20 @@ export class KafkaEventSource {
     await consumer.connect();
     await whileTopicUnknown(() => consumer.subscribe({ topic: config.topic, fromBeginning: settings.startingPosition === 'TRIM_HORIZON' }));
     await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.#onBatch(payload) });
-    let timer: NodeJS.Timeout | undefined;
+    // The timer is cancelled once the join is decided; race() handles the AbortError that leaves behind.
+    const joinDecided = new AbortController();
     try {
       await Promise.race([
         firstJoin,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`consumer group ${config.consumerGroupId} not joined after ${settings.joinTimeoutMs} ms`)),
-            settings.joinTimeoutMs,
-          );
+        sleep(settings.joinTimeoutMs, undefined, { signal: joinDecided.signal }).then(() => {
+          throw new LocalStackError(`consumer group ${config.consumerGroupId} not joined after ${settings.joinTimeoutMs} ms`);
         }),
       ]);
     } catch (error) {
       await consumer.disconnect().catch(() => {});
       throw error;
     } finally {
-      clearTimeout(timer);
+      joinDecided.abort();
     }
     this.#loop = this.#deliverLoop();
     this.#log('info', 'event source started', {

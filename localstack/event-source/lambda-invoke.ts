@@ -3,18 +3,8 @@
  * (`POST /2015-03-31/functions/<name>/invocations`), as an event source mapping invokes.
  */
 import { connect } from 'node:net';
-
-/** The function failed (or could not be invoked); `errorType` as Lambda reports it. */
-export class LambdaInvokeError extends Error {
-  override readonly name = 'LambdaInvokeError';
-  constructor(
-    message: string,
-    readonly errorType: string,
-    readonly statusCode: number,
-  ) {
-    super(message);
-  }
-}
+import { LambdaInvokeError } from '../errors.ts';
+import { pollUntil } from '../wait.ts';
 
 interface LambdaErrorPayload {
   errorType?: unknown;
@@ -68,18 +58,15 @@ export function createLambdaInvoker(options: { endpoint: string; functionName: s
 
 /** Resolves once something accepts TCP connections on host:port (polling), or rejects after timeoutMs. */
 export async function waitForPort(host: string, port: number, timeoutMs: number, isCancelled: () => boolean = () => false): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!isCancelled()) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
+  const listens = () => new Promise<boolean>((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
     });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    socket.once('error', () => resolve(false));
+  });
+  await pollUntil(async () => isCancelled() || (await listens()), {
+    timeoutMs, intervalMs: 200, what: `nothing listens on ${host}:${port} after ${timeoutMs} ms`,
+  });
 }

@@ -6,6 +6,7 @@
  * node_modules/osls/lib/plugins/aws/package/compile/events/{msk,kafka}) plus the optional
  * `custom.kafkaEventSource` block for what serverless.yml cannot say about an ESM.
  */
+import { ConfigError } from '../../shared/errors.ts';
 import type { KafkaEventSourceConfig, StartingPosition } from './kafka-event-source.ts';
 import type { EventSourceLogLevel } from './kafka-event-source.ts';
 
@@ -46,11 +47,6 @@ export interface PlannedEventSource {
   config: Omit<KafkaEventSourceConfig, 'invoke' | 'logger'>;
 }
 
-/** A configuration the emulator cannot run; the message names the function and the key. */
-export class EventSourcePluginConfigError extends Error {
-  override readonly name = 'EventSourcePluginConfigError';
-}
-
 interface CommonEventConfig {
   topic?: unknown;
   batchSize?: unknown;
@@ -82,7 +78,7 @@ function optionalNumber(value: unknown, where: string): number | undefined {
   // `--param name=5` arrives as the string "5" (CloudFormation takes it as the number, so do we).
   if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value);
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new EventSourcePluginConfigError(`${where} must be a number, got ${JSON.stringify(value)}`);
+    throw new ConfigError(`${where} must be a number, got ${JSON.stringify(value)}`);
   }
   return value;
 }
@@ -124,7 +120,7 @@ export function planEventSources(
         continue;
       }
       if (typeof spec.topic !== 'string' || spec.topic === '') {
-        throw new EventSourcePluginConfigError(`${where}.topic must be a topic name`);
+        throw new ConfigError(`${where}.topic must be a topic name`);
       }
       const topic = spec.topic;
       if (spec.filterPatterns !== undefined) notes.push(`${functionKey}: filterPatterns are not emulated; every record is delivered`);
@@ -132,18 +128,18 @@ export function planEventSources(
       const brokers =
         brokerList(settings.brokers) ?? brokerList(env.KAFKA_BROKERS) ?? (type === 'kafka' ? brokerList(spec.bootstrapServers) : undefined);
       if (!brokers) {
-        throw new EventSourcePluginConfigError(
+        throw new ConfigError(
           `${where}: no brokers to consume from; set KAFKA_BROKERS (an MSK cluster ARN cannot be reached locally)`,
         );
       }
 
       const startingPosition = (spec.startingPosition ?? 'TRIM_HORIZON') as StartingPosition;
       if (!['TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP'].includes(startingPosition)) {
-        throw new EventSourcePluginConfigError(`${where}.startingPosition must be TRIM_HORIZON, LATEST or AT_TIMESTAMP`);
+        throw new ConfigError(`${where}.startingPosition must be TRIM_HORIZON, LATEST or AT_TIMESTAMP`);
       }
       const startingPositionTimestamp = optionalNumber(spec.startingPositionTimestamp, `${where}.startingPositionTimestamp`);
       if (startingPosition === 'AT_TIMESTAMP' && startingPositionTimestamp === undefined) {
-        throw new EventSourcePluginConfigError(`${where}: AT_TIMESTAMP needs startingPositionTimestamp`);
+        throw new ConfigError(`${where}: AT_TIMESTAMP needs startingPositionTimestamp`);
       }
 
       // AWS names the group after the ESM's UUID unless told; locally a stable name keeps offsets

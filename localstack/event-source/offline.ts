@@ -2,7 +2,7 @@
  * Runs every planned event source mapping against serverless-offline's Lambda endpoint.
  * Loaded (bundled by plugins/import-ts.js) by plugins/offline-event-source.js; usable on its own from TypeScript too.
  */
-import { jsonLineLogger, KafkaEventSource, type EventSourceLogLevel } from './kafka-event-source.ts';
+import { eventSourceLogger, KafkaEventSource, type EventSourceLogLevel } from './kafka-event-source.ts';
 import { createLambdaInvoker, waitForPort } from './lambda-invoke.ts';
 import { planEventSources, type ServiceDescription } from './offline-config.ts';
 
@@ -26,7 +26,7 @@ export interface OfflineEventSources {
 export async function startOfflineEventSources(options: OfflineEventSourcesOptions): Promise<OfflineEventSources> {
   const { sources: planned, notes } = planEventSources(options.description, options.env);
   const settings = options.description.custom?.kafkaEventSource as { logLevel?: EventSourceLogLevel } | undefined;
-  const logger = jsonLineLogger(settings?.logLevel ?? 'info');
+  const logger = eventSourceLogger(settings?.logLevel ?? 'info');
   for (const note of notes) logger('warn', note, {});
 
   const started: KafkaEventSource[] = [];

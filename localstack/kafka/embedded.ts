@@ -16,6 +16,9 @@ import { ensureTopics, type TopicSpec } from '../../shared/kafka-topics.ts';
 import { findJava } from './java.ts';
 import { ensureKafkaJars, jarsManifest } from './jars.ts';
 import { localClusterId, nodeProperties, propertiesText, type NodeAddresses } from './settings.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { LocalStackError } from '../errors.ts';
+import { pollUntil } from '../wait.ts';
 
 export type { TopicSpec };
 
@@ -60,11 +63,6 @@ export interface EmbeddedKafkaOptions {
   onProgress?: (message: string) => void;
 }
 
-/** The cluster could not start; the message is one line that names the problem and the fix. */
-export class EmbeddedKafkaError extends Error {
-  override readonly name = 'EmbeddedKafkaError';
-}
-
 const here = fileURLToPath(new URL('.', import.meta.url));
 const log4jConfig = join(here, 'log4j2.properties');
 const versionFile = 'kafka-version';
@@ -75,7 +73,7 @@ const stderrKeepChars = 16_384;
 export async function kafkaVersion(): Promise<string> {
   const { jars } = JSON.parse(await readFile(jarsManifest, 'utf8')) as { jars: { coords: string }[] };
   const broker = jars.find((j) => j.coords.startsWith('org.apache.kafka:kafka_2.13:'));
-  if (!broker) throw new EmbeddedKafkaError(`${jarsManifest} names no Kafka broker jar`);
+  if (!broker) throw new LocalStackError(`${jarsManifest} names no Kafka broker jar`);
   return broker.coords.split(':')[2]!;
 }
 
@@ -100,12 +98,12 @@ async function checkDataVersion(dataDir: string, nodeDirs: string[], version: st
   const move = `move ${dataDir} away (deleting it loses the events it holds) or set KAFKA_DATA_DIR to another directory`;
   if (written === undefined) {
     if (nodeDirs.some((d) => existsSync(join(d, 'meta.properties')))) {
-      throw new EmbeddedKafkaError(`${dataDir} holds Kafka data that the embedded Kafka did not write (no ${versionFile} file): ${move}`);
+      throw new LocalStackError(`${dataDir} holds Kafka data that the embedded Kafka did not write (no ${versionFile} file): ${move}`);
     }
     return;
   }
   if (!canOpen(written, version)) {
-    throw new EmbeddedKafkaError(`${dataDir} was written by Kafka ${written}, which Kafka ${version} cannot open (another major version, or a newer one): ${move}`);
+    throw new LocalStackError(`${dataDir} was written by Kafka ${written}, which Kafka ${version} cannot open (another major version, or a newer one): ${move}`);
   }
 }
 
@@ -151,8 +149,8 @@ function isOurBroker(pid: number, dataDir: string): boolean {
  */
 async function reapLeftovers(owner: LockOwner, dataDir: string): Promise<void> {
   const pids = (owner.children ?? []).filter((pid) => isOurBroker(pid, dataDir));
-  const deadline = Date.now() + stopGraceMs;
-  while (pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  // Past the grace, what is still alive is killed below: the timeout is no failure here.
+  await pollUntil(() => !pids.some(isAlive), { timeoutMs: stopGraceMs, intervalMs: 100, what: 'leftover brokers still alive' }).catch(() => {});
   for (const pid of pids.filter((p) => isOurBroker(p, dataDir))) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -172,10 +170,10 @@ interface Node extends NodeAddresses {
 /** Starts (or restarts, on the same data) an embedded Kafka cluster and creates `topics`. */
 export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise<EmbeddedKafka> {
   const count = options.brokers ?? 3;
-  if (!Number.isInteger(count) || count < 1) throw new EmbeddedKafkaError(`brokers must be an integer >= 1, got ${count}`);
+  if (!Number.isInteger(count) || count < 1) throw new ConfigError(`brokers must be an integer >= 1, got ${count}`);
   const dataDir = resolve(options.dataDir);
   const heapMb = options.heapMb ?? Number(process.env.KAFKA_HEAP_MB ?? 384);
-  if (!Number.isInteger(heapMb) || heapMb < 64) throw new EmbeddedKafkaError(`KAFKA_HEAP_MB must be a whole number of megabytes, at least 64; got ${process.env.KAFKA_HEAP_MB}`);
+  if (!Number.isInteger(heapMb) || heapMb < 64) throw new ConfigError(`KAFKA_HEAP_MB must be a whole number of megabytes, at least 64; got ${process.env.KAFKA_HEAP_MB}`);
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
   const progress = options.onProgress ?? (() => {});
 
@@ -253,7 +251,7 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
         child.once('error', reject);
         child.once('close', (code) => {
           if (code === 0) resolveRun();
-          else reject(new EmbeddedKafkaError(`formatting the storage of embedded Kafka broker ${n.id} failed (exit code ${code}): ${output.trim().split('\n').slice(-1)[0] ?? ''}`));
+          else reject(new LocalStackError(`formatting the storage of embedded Kafka broker ${n.id} failed (exit code ${code}): ${output.trim().split('\n').slice(-1)[0] ?? ''}`));
         });
       });
     }
@@ -314,7 +312,6 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
 
     /** Resolves once every node in `watched` serves; rejects with one line if one exits first. */
     async function waitForBrokers(watched: Node[], timeoutMs: number): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
       let failure: string | undefined;
       for (const n of watched) {
         void n.exited!.then((exit) => {
@@ -322,14 +319,15 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
         });
       }
       let pending = watched;
-      while (Date.now() < deadline) {
-        if (failure) throw new EmbeddedKafkaError(failure);
+      await pollUntil(async () => {
+        if (failure) throw new LocalStackError(failure);
         const up = await Promise.all(pending.map(serving));
         pending = pending.filter((_, i) => !up[i]);
-        if (pending.length === 0) return;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      throw new EmbeddedKafkaError(failure ?? `embedded Kafka brokers ${pending.map((n) => n.id).join(', ')} were not ready within ${timeoutMs} ms; see ${join(dataDir, 'node-*', 'server.log')}`);
+        return pending.length === 0;
+      }, {
+        timeoutMs, intervalMs: 200,
+        what: () => failure ?? `embedded Kafka brokers ${pending.map((n) => n.id).join(', ')} were not ready within ${timeoutMs} ms; see ${join(dataDir, 'node-*', 'server.log')}`,
+      });
     }
 
     async function stopNode(n: Node, signal: NodeJS.Signals): Promise<void> {
@@ -344,7 +342,7 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
 
     const nodeById = (id: number): Node => {
       const n = nodes.find((x) => x.id === id);
-      if (!n) throw new EmbeddedKafkaError(`no broker ${id} (brokers are 1..${count})`);
+      if (!n) throw new LocalStackError(`no broker ${id} (brokers are 1..${count})`);
       return n;
     };
 
@@ -377,8 +375,8 @@ export async function startEmbeddedKafka(options: EmbeddedKafkaOptions): Promise
       resume: (id) => void nodeById(id).child?.kill('SIGCONT'),
       async restart(id) {
         const n = nodeById(id);
-        if (stopping) throw new EmbeddedKafkaError('the embedded Kafka was stopped');
-        if (n.child) throw new EmbeddedKafkaError(`broker ${id} is running`);
+        if (stopping) throw new LocalStackError('the embedded Kafka was stopped');
+        if (n.child) throw new LocalStackError(`broker ${id} is running`);
         await assertPortFree(n.brokerPort, 'KAFKA_PORT', `embedded Kafka broker ${id}`);
         spawnNode(n);
         await waitForBrokers([n], readyTimeoutMs);

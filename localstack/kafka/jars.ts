@@ -8,6 +8,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LocalStackError } from '../errors.ts';
 
 /** One pinned jar: Maven coordinates group:artifact:version and the SHA-256 of its bytes. */
 export interface LockedJar {
@@ -23,11 +24,6 @@ const defaults = {
   timeoutMs: 120_000,
   concurrency: 6,
 };
-
-/** A jar that could not be had intact; the message is one line that says what to do. */
-export class KafkaJarsError extends Error {
-  override readonly name = 'KafkaJarsError';
-}
 
 /** The jar's path inside a Maven repository layout: group/as/dirs/artifact/version/artifact-version.jar. */
 export function jarPath(coords: string): string {
@@ -58,9 +54,9 @@ async function download(jar: LockedJar, repository: string, timeoutMs: number): 
   try {
     response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
-    throw new KafkaJarsError(`cannot download Kafka's jars from ${new URL(repository).host} (${causeOf(error)}); ${fallbackHint}`, { cause: error });
+    throw new LocalStackError(`cannot download Kafka's jars from ${new URL(repository).host} (${causeOf(error)}); ${fallbackHint}`, { cause: error });
   }
-  if (!response.ok) throw new KafkaJarsError(`cannot download ${url} (HTTP ${response.status}); ${fallbackHint}`);
+  if (!response.ok) throw new LocalStackError(`cannot download ${url} (HTTP ${response.status}); ${fallbackHint}`);
   try {
     return Buffer.from(await response.arrayBuffer());
   } catch (error) {
@@ -80,7 +76,7 @@ async function ensureJar(jar: LockedJar, cacheDir: string, repository: string, t
   for (let attempt = 1; ; attempt++) {
     const bytes = await download(jar, repository, timeoutMs);
     if (!Buffer.isBuffer(bytes)) {
-      if (attempt >= 2) throw new KafkaJarsError(`cannot download ${jar.coords}: ${bytes.cut}; ${fallbackHint}`);
+      if (attempt >= 2) throw new LocalStackError(`cannot download ${jar.coords}: ${bytes.cut}; ${fallbackHint}`);
       continue;
     }
     const actual = sha256(bytes);
@@ -98,7 +94,7 @@ async function ensureJar(jar: LockedJar, cacheDir: string, repository: string, t
       return path;
     }
     if (attempt >= 2) {
-      throw new KafkaJarsError(`${jar.coords} from ${repository} has SHA-256 ${actual}, not the pinned ${jar.sha256}: refusing to run it`);
+      throw new LocalStackError(`${jar.coords} from ${repository} has SHA-256 ${actual}, not the pinned ${jar.sha256}: refusing to run it`);
     }
   }
 }

@@ -2,16 +2,12 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { LocalStackError } from '../errors.ts';
 
 const execFileAsync = promisify(execFile);
 
 /** Kafka 4's broker needs Java 17. */
 export const minimumJava = 17;
-
-/** No usable Java; the message is one line naming the ways out. */
-export class JavaMissingError extends Error {
-  override readonly name = 'JavaMissingError';
-}
 
 const waysOut = 'install a JDK 17+ (a JRE is enough: apt-get install default-jre-headless), set KAFKA_BROKERS to a running Kafka, or run localstack/compose.yml with Docker';
 
@@ -34,11 +30,11 @@ export async function findJava(env: NodeJS.ProcessEnv = process.env): Promise<{ 
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? `${command} not found` : `${command} -version failed`;
-    throw new JavaMissingError(`the embedded Kafka needs Java ${minimumJava}+ (${why}): ${waysOut}`, { cause: error });
+    throw new LocalStackError(`the embedded Kafka needs Java ${minimumJava}+ (${why}): ${waysOut}`, { cause: error });
   }
   const major = javaMajor(output);
   if (major === undefined || major < minimumJava) {
-    throw new JavaMissingError(`the embedded Kafka needs Java ${minimumJava}+ (${command} is ${major === undefined ? 'of an unknown version' : `Java ${major}`}): ${waysOut}`);
+    throw new LocalStackError(`the embedded Kafka needs Java ${minimumJava}+ (${command} is ${major === undefined ? 'of an unknown version' : `Java ${major}`}): ${waysOut}`);
   }
   return { command, major };
 }

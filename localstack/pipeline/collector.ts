@@ -8,6 +8,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { parse } from 'yaml';
 import { createClickHouse } from '../../shared/clickhouse.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import { productTopics } from '../../shared/kafka-topics.ts';
 import { answersOf, httpRoutes, listenForHttpAnswers, type HttpAnswersListener } from './http-answers.ts';
 import { figuresOver, isIdle, statusLine, toSeries, type PipelineReading, type PipelineSeries } from './metrics.ts';
@@ -82,7 +83,7 @@ export async function readServiceFacts(env: Record<string, string | undefined> =
   const writerEvents = (service.functions?.writer?.events ?? []) as { msk?: { consumerGroupId?: unknown }; kafka?: { consumerGroupId?: unknown } }[];
   const declared = writerEvents.map((e) => (e.msk ?? e.kafka)?.consumerGroupId).find((g) => typeof g === 'string');
   const writerGroupId = typeof declared === 'string' ? devValue(declared, service.params ?? {}, env, new URL('.', serverlessYml)) : undefined;
-  if (writerGroupId === undefined) throw new Error(`serverless.yml: the writer's msk event has no consumerGroupId the dev stage resolves (${String(declared)})`);
+  if (writerGroupId === undefined) throw new ConfigError(`serverless.yml: the writer's msk event has no consumerGroupId the dev stage resolves (${String(declared)})`);
   // The ingest's POST routes take events; its GETs (health, docs) are not traffic.
   const ingestEventRoutes = httpRoutes(service.functions?.ingest ?? {}).filter((route) => route.startsWith('POST '));
   return { writerGroupId, ingestEventRoutes };

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,7 +80,7 @@ async function load(perSecond: number, seconds: number): Promise<{ accepted: num
   for (let s = 0; s < seconds; s++) {
     for (let i = 0; i < perSecond; i++) {
       sent.push(post(tokens[i % tokens.length]!));
-      await new Promise((r) => setTimeout(r, 1000 / perSecond));
+      await sleep(1000 / perSecond);
     }
     sent.push(post('forged.token.here'));
   }

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type IHeaders, type Message, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AwsKafkaEvent, AwsKafkaRecord } from '../../localstack/event-source/aws-kafka-event.ts';
 import { eventSourceDeadLetterHeaders as dlq } from '../../localstack/event-source/dead-letter.ts';
 import {
-  jsonLineLogger,
+  eventSourceLogger,
   KafkaEventSource,
+  type EventSourceLogger,
   type KafkaEventSourceConfig,
 } from '../../localstack/event-source/kafka-event-source.ts';
 import { eventually, stackEnv } from '../setup/context.ts';
@@ -18,7 +20,9 @@ const awsSampleRecord = Object.values(awsSample.records)[0]![0]!;
 // The emulator's log lines (info and above) are kept, so a failed assertion can show what the
 // emulator saw (joins, reassignments, failed commits). DEBUG_EVENT_SOURCE=1 prints them all.
 const logLines: string[] = [];
-const logger = process.env.DEBUG_EVENT_SOURCE ? jsonLineLogger('debug') : jsonLineLogger('info', (line) => void logLines.push(line));
+const logger: EventSourceLogger = process.env.DEBUG_EVENT_SOURCE
+  ? eventSourceLogger('debug')
+  : (level, message, fields) => { if (level !== 'debug') logLines.push(JSON.stringify({ level, message, ...fields })); };
 /** The kept log lines of one consumer group, for an assertion's message. */
 const logOf = (group: string): string => `emulator log:\n${logLines.filter((l) => l.includes(`"groupId":"${group}"`)).join('\n')}`;
 /** Which partition and offsets each event held, for an assertion's message. */
@@ -227,7 +231,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
     await start({ topic, consumerGroupId: group, invoke: third.invoke });
     await produce(topic, [{ value: 'd' }]);
     const after = await third.waitForRecords(1);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(third.records().map((r) => Buffer.from(r.value, 'base64').toString())).toEqual(['d']);
     expect(after[0]!.offset).toBe(3);
   });
@@ -238,7 +242,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
     while (Date.now() < deadline) {
       last = await committed(group, topic);
       if (JSON.stringify(last) === JSON.stringify(expected)) return;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     expect(last).toEqual(expected);
   }
@@ -320,7 +324,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
     const firstProducedAt = Date.now();
     for (let i = 0; i < 5; i++) {
       await produce(topic, [{ partition: i % 2, value: `slow-${i}` }]);
-      await new Promise((r) => setTimeout(r, 150));
+      await sleep(150);
     }
     await fn.waitForRecords(5, windowMs + 10_000);
     expect(fn.events).toHaveLength(1);
@@ -357,7 +361,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
     await latest.waitForRecords(1);
     await horizon.waitForRecords(6);
     await atTime.waitForRecords(3);
-    await new Promise((r) => setTimeout(r, 500)); // nothing else arrives
+    await sleep(500); // nothing else arrives
     expect(values(latest)).toEqual(['new']);
     expect(values(horizon)).toEqual(['new', 'p0-0', 'p0-1', 'p0-2', 'p0-3', 'p1-0']);
     expect(values(atTime)).toEqual(['new', 'p0-2', 'p0-3']);
@@ -377,7 +381,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
       logger: (_level, msg) => void lines.push(msg),
       invoke: async (event) => {
         // A slow first invoke lets the buffer (max(2 × batchSize, 100) records) fill up.
-        if (first) await new Promise((r) => setTimeout(r, 1000));
+        if (first) await sleep(1000);
         first = false;
         await fn.invoke(event);
       },
@@ -427,7 +431,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
       return offsets[0] === '300' && offsets[1] === '300' ? true : undefined;
     }, 30_000, 'both partitions committed to the end');
     // A's late commit of its first partition-0 record (offset 1) did once overwrite B's 300.
-    await new Promise((r) => setTimeout(r, 1_000));
+    await sleep(1_000);
     await expectCommitted(group, topic, { 0: '300', 1: '300' });
     // (The group's assignor decides which member keeps partition 0; here it has been B so far.)
     if (!assignedToA.includes(0)) expect(lines).toContain('partitions reassigned during the batch: their offsets are not committed');
@@ -451,7 +455,7 @@ describe.concurrent('Kafka event source emulator (against the embedded Kafka)', 
     await produce(topic, [{ value: 'slow' }]);
     await eventually(async () => (started ? true : undefined), 10_000, 'the invoke');
     const stopped = stop(source);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(finished).toBe(false);
     release();
     await stopped;

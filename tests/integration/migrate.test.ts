@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createClickHouse } from '../../shared/clickhouse.ts';
-import { migrate, readMigrations, MigrationChangedError } from '../../clickhouse/migrate.ts';
+import { migrate, readMigrations } from '../../clickhouse/migrate.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import { stackEnv, uniqueName } from '../setup/context.ts';
 
 const url = stackEnv().CLICKHOUSE_URL!;
@@ -37,7 +38,9 @@ describe('clickhouse migrations', () => {
       await writeFile(file, 'CREATE TABLE IF NOT EXISTS viewers (user_id String) ENGINE = MergeTree ORDER BY user_id;\n');
       expect(await migrate(admin, own, name, await readMigrations(dir))).toEqual(['001_viewers']);
       await writeFile(file, '-- a later edit\nCREATE TABLE IF NOT EXISTS viewers (user_id String) ENGINE = MergeTree ORDER BY user_id;\n');
-      await expect(migrate(admin, own, name, await readMigrations(dir))).rejects.toThrow(MigrationChangedError);
+      await expect(migrate(admin, own, name, await readMigrations(dir))).rejects.toThrow(
+        new ConfigError('migration 001_viewers changed after it was applied; add a new migration instead of editing it'),
+      );
     } finally {
       await admin.command({ query: `DROP DATABASE IF EXISTS ${name}` });
       await own.close();

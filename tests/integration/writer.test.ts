@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type Message, type Producer } from 'kafkajs';
 import { v7 as uuidv7 } from 'uuid';
 import type { Context, MSKEvent } from 'aws-lambda';
@@ -100,7 +101,7 @@ describe('writer through the event source emulator', () => {
     });
     await eventually(async () => (calls >= 2 ? true : undefined), 20_000, 'the redelivery');
     await eventually(async () => ((await countRows('film_id = {f:String}', { f: `film-${topic}` })) === 50 ? true : undefined), 10_000, '50 rows');
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     expect(await countRows('film_id = {f:String}', { f: `film-${topic}` })).toBe(50);
   });
 
@@ -218,7 +219,7 @@ describe('writer through the event source emulator', () => {
       clickhouse = await startEmbeddedClickHouse({ dataDir, port: clickhouse.port });
     }
     await eventually(async () => ((await countRows('film_id = {f:String}', { f: film })) >= 100 ? true : undefined), 30_000, 'all 100 events');
-    await new Promise((r) => setTimeout(r, 1_000));
+    await sleep(1_000);
     const rows = await db.client.query({
       query: 'SELECT toString(event_id) AS id, count() AS n FROM events WHERE film_id = {f:String} GROUP BY id',
       query_params: { f: film }, format: 'JSONEachRow',

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type Message, type Producer } from 'kafkajs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context, MSKEvent } from 'aws-lambda';
 import { startEmbeddedKafka, type EmbeddedKafka } from '../../localstack/kafka/embedded.ts';
@@ -61,7 +62,7 @@ export function report(test: string, figures: Record<string, unknown>): void {
   console.log(`[reliability] ${test}: ${JSON.stringify(figures)}`);
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
 /** An enriched event as the ingest would produce it, with a known event id. */
 export function eventMessage(userId: string, i: number, eventId = randomUUID()): { eventId: string; message: Message } {

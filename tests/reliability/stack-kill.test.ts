@@ -44,7 +44,7 @@ async function startStack(env: Record<string, string>, { viaNpm = false } = {}):
     await sleep(250);
   }
   const ready = output.split('\n').map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return undefined; } })
-    .find((l) => l?.msg === 'local stack ready')!;
+    .find((l) => l?.message === 'local stack ready')!;
   return { child, output: () => output, clickhouseUrl: String(ready.CLICKHOUSE_URL), database: String(ready.CLICKHOUSE_DATABASE), exited };
 }
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { MSKEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKafkaEvent, toAwsKafkaRecord } from '../../localstack/event-source/aws-kafka-event.ts';
@@ -124,7 +125,7 @@ describe('writer faults', () => {
     while (Date.now() < deadline) {
       raw = [...(await pipeline.rowCounts('kafka_topic = {t:String}', { t: topic })).values()].reduce((a, b) => a + b, 0);
       if (raw >= 2 * sent.length) break;
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250);
     }
     const final = await pipeline.finalCount('kafka_topic = {t:String}', { t: topic });
     report('replay with other batch boundaries', { sent: sent.length, rawRowsBeforeMerge: raw, finalDistinct: final });

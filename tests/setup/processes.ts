@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface ProcInfo { pid: number; ppid: number; pgid: number; zombie: boolean }
 
@@ -49,7 +50,7 @@ export const mentioning = (needles: string[]): number[] =>
 
 export async function waitUntilGone(pids: number[], timeoutMs = 20_000): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;
-  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  while (pids.some(alive) && Date.now() < deadline) await sleep(100);
   return pids.filter(alive);
 }
 

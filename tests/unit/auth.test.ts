@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { describe, expect, it, vi } from 'vitest';
 import { createViewerVerifier } from '../../shared/auth.ts';
@@ -161,7 +162,7 @@ describe('verified-token cache', () => {
     await expect(cached(`Bearer ${bad}`)).rejects.toBeInstanceOf(HttpError);
     const shortLived = await sign((j) => j.setExpirationTime(Math.floor(Date.now() / 1000) + 1));
     await expect(cached(`Bearer ${shortLived}`)).resolves.toMatchObject({ userId: 'viewer-7' });
-    await new Promise((r) => setTimeout(r, 1_100));
+    await sleep(1_100);
     await expect(cached(`Bearer ${shortLived}`)).rejects.toMatchObject({ code: 'token_expired' });
   });
 

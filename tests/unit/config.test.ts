@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, env, kafkaEnv, loadConfig } from '../../shared/config.ts';
+import { env, kafkaEnv, loadConfig } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import { authEnv } from '../../shared/auth.ts';
 import { storedClickHouseEnv } from '../../shared/clickhouse.ts';
 import { splitStatements } from '../../clickhouse/migrate.ts';

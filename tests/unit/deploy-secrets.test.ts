@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { createConfiguredViewerVerifier } from '../../shared/auth.ts';
 import { HttpError } from '../../shared/errors.ts';
 import { loadConfig } from '../../shared/config.ts';
-import { awsSecretStores, rereadWhenRejected, SecretError, secretReader, secretsEnv, type SecretStores } from '../../shared/secrets.ts';
+import { awsSecretStores, rereadWhenRejected, secretReader, secretsEnv, type SecretStores } from '../../shared/secrets.ts';
 import { signDevToken } from '../../localstack/dev-token.ts';
 
 const issuer = 'https://auth.cinema.example.com';
@@ -43,7 +43,7 @@ describe('secrets: plain offline, from SSM or Secrets Manager when deployed', ()
     const values: Record<string, string> = {};
     const { stores, ssm } = stubStores({ ssm: values });
     const read = secretReader({ name: 'JWT_SECRET', parameterName: '/ugc/jwt' }, { stores, maxAgeS: defaultMaxAgeS });
-    await expect(read()).rejects.toThrow(new SecretError('JWT_SECRET could not be read from SSM'));
+    await expect(read()).rejects.toThrow(new Error('JWT_SECRET could not be read from SSM'));
     values['/ugc/jwt'] = 'now-there';
     expect(await read()).toBe('now-there');
     expect(ssm).toHaveBeenCalledTimes(2);
@@ -114,7 +114,7 @@ describe('viewer tokens verified with a secret from the store', () => {
   });
 
   it('keeps the value it has when the fresh read after a refusal fails (the store being down fails no request)', async () => {
-    const read = vi.fn(async ({ fresh = false }: { fresh?: boolean } = {}) => { if (fresh) throw new SecretError('SSM throttled'); return secret; });
+    const read = vi.fn(async ({ fresh = false }: { fresh?: boolean } = {}) => { if (fresh) throw new Error('SSM throttled'); return secret; });
     const stored = rereadWhenRejected(read);
     stored.rejected();
     expect(await stored.read()).toBe(secret);
@@ -122,7 +122,7 @@ describe('viewer tokens verified with a secret from the store', () => {
   });
 
   it('answers 503 auth_keys_unavailable when the store cannot be read', async () => {
-    const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_PARAMETER: '/ugc/jwt' }, { readSecret: async () => { throw new SecretError('JWT_SECRET could not be read from SSM'); } });
+    const verify = createConfiguredViewerVerifier({ ...settings, JWT_SECRET_PARAMETER: '/ugc/jwt' }, { readSecret: async () => { throw new Error('JWT_SECRET could not be read from SSM'); } });
     const error = await verify(`Bearer ${await signDevToken('v', { secret, issuer, audience })}`).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HttpError);
     expect(error).toMatchObject({ statusCode: 503, code: 'auth_keys_unavailable' });

@@ -1,7 +1,8 @@
 import { logLevel } from 'kafkajs';
-import { describe, expect, it } from 'vitest';
-import { EventSourceConfigError, resolveEventSourceSettings, type KafkaEventSourceConfig } from '../../localstack/event-source/config.ts';
-import { fromKafkajsLog, jsonLineLogger } from '../../localstack/event-source/log.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { resolveEventSourceSettings, type KafkaEventSourceConfig } from '../../localstack/event-source/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { eventSourceLogger, fromKafkajsLog } from '../../localstack/event-source/log.ts';
 
 const base: KafkaEventSourceConfig = { brokers: ['a:1', 'b:2'], topic: 'ugc.events', consumerGroupId: 'g', kind: 'kafka', invoke: async () => undefined };
 
@@ -39,18 +40,27 @@ describe('event source settings', () => {
     [{ startingPosition: 'AT_TIMESTAMP' as const }, 'AT_TIMESTAMP needs startingPositionTimestamp (Unix seconds)'],
     [{ onFailure: { topic: 'ugc.events' } }, 'the on-failure topic must differ from the source topic'],
   ])('refuses %j: %s', (change, message) => {
-    expect(() => resolveEventSourceSettings({ ...base, ...change })).toThrow(new EventSourceConfigError(message));
+    expect(() => resolveEventSourceSettings({ ...base, ...change })).toThrow(new ConfigError(message));
   });
 });
 
 describe('event source logs', () => {
-  it('writes one JSON line per entry at or above the level', () => {
-    const lines: string[] = [];
-    const log = jsonLineLogger('warn', (line) => lines.push(line));
-    log('info', 'quiet', {});
-    log('warn', 'loud', { batchId: 'b1' });
+  it('writes one JSON line per entry at or above the level, with the keys the functions log', () => {
+    const written: string[] = [];
+    const capture = (chunk: string | Uint8Array): boolean => { written.push(String(chunk)); return true; };
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    try {
+      const log = eventSourceLogger('warn');
+      log('info', 'quiet', {});
+      log('warn', 'loud', { batchId: 'b1' });
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+    const lines = written.join('').split('\n').filter(Boolean);
     expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'warn', component: 'kafka-event-source', msg: 'loud', batchId: 'b1' });
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'WARN', message: 'loud', service: 'kafka-event-source', timestamp: expect.any(String), batchId: 'b1' });
   });
 
   it('turns a kafkajs entry into ours, without its timestamp and logger name', () => {

@@ -1,9 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLambdaInvoker, LambdaInvokeError } from '../../localstack/event-source/lambda-invoke.ts';
+import { createLambdaInvoker } from '../../localstack/event-source/lambda-invoke.ts';
+import { LambdaInvokeError } from '../../localstack/errors.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import {
-  EventSourcePluginConfigError,
   kafkaDestinationTopic,
   planEventSources,
   type ServiceDescription,
@@ -121,7 +122,7 @@ describe('serverless.yml msk/kafka events → event source settings', () => {
 
   it('refuses an msk event with no brokers to reach, naming the function', () => {
     expect(() => planEventSources(service({ writer: { events: [{ msk: { arn, topic: 't' } }] } }), {})).toThrow(
-      new EventSourcePluginConfigError('functions.writer.events.msk: no brokers to consume from; set KAFKA_BROKERS (an MSK cluster ARN cannot be reached locally)'),
+      new ConfigError('functions.writer.events.msk: no brokers to consume from; set KAFKA_BROKERS (an MSK cluster ARN cannot be reached locally)'),
     );
   });
 
