@@ -44,12 +44,17 @@ const context = () => ({ awsRequestId: randomUUID(), functionName: 'capture', ge
 /**
  * The metrics the ingest and the writer emit, captured from their EMF output: the real handlers,
  * with the namespace and service names the packaged template gives them, on fake Kafka and
- * ClickHouse clients, driven through what a dashboard must show (accepted events, rejected events
- * and requests, a batch with a poison record).
+ * ClickHouse clients, driven through what a dashboard and the alarms must show (accepted events,
+ * rejected events and requests, a request Kafka did not acknowledge, a batch with a poison record).
  */
 export async function emittedMetrics(telemetryEnv: { ingest: Record<string, string>; writer: Record<string, string> }): Promise<EmittedMetric[]> {
   const saved = { ...process.env };
-  const producer = { connect: async () => {}, disconnect: async () => {}, send: async () => [], on: () => () => {} };
+  // Kafka acknowledges every send but those made while `kafkaDown` is set.
+  let kafkaDown = false;
+  const producer = {
+    connect: async () => {}, disconnect: async () => {}, on: () => () => {},
+    send: async () => { if (kafkaDown) throw new Error('the broker did not acknowledge'); return []; },
+  };
   vi.doMock('../../shared/kafka.ts', async (original) => ({
     ...(await original<typeof import('../../shared/kafka.ts')>()),
     createKafka: () => ({ admin: () => ({ connect: async () => {}, describeCluster: async () => ({}) }) }),
@@ -85,6 +90,9 @@ export async function emittedMetrics(telemetryEnv: { ingest: Record<string, stri
       await post(progress, token); // 202: produced
       await post({ events: [progress, { type: 'no_such_type' }] }, token); // 202, one event rejected
       await post(progress); // 401: no token
+      kafkaDown = true;
+      await post(progress, token); // 503 kafka_unavailable
+      kafkaDown = false;
     });
     const writer = await captureEmf(async () => {
       const { handler } = await coldStart<{ handler: (e: MSKEvent, c: Context) => Promise<unknown> }>(

@@ -1,60 +1,14 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emittedMetrics } from './deploy-metrics.ts';
+import {
+  alarmTopicArn, brokersOn, clickhouseSecretArn, clusterArn, kmsKeyArn, leakedSecret, packageStage, prodParams, repoRoot, run, scramSecretArn,
+  refusalOf, type Json, type Packaged,
+} from './deploy-stage.ts';
 
 // The deploy path without an AWS account: `serverless package --stage prod` writes the
 // CloudFormation template with no credentials; these tests read it as CloudFormation would.
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const serverlessBin = join(repoRoot, 'node_modules/osls/bin/serverless.js');
-const run = promisify(execFile);
-
-const clusterArn = 'arn:aws:kafka:eu-west-1:123456789012:cluster/ugc-prod/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0-3';
-const clickhouseSecretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:ugc-ingest/prod/clickhouse-AbCdEf';
-const scramSecretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_ugc-ingest-prod-XyZ123';
-const kmsKeyArn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
-const alarmTopicArn = 'arn:aws:sns:eu-west-1:123456789012:ugc-alarms';
-// MSK serves each authentication on its own port: IAM on 9098, SASL/SCRAM on 9096.
-const brokersOn = (port: number) => `b-1.ugcprod.abc123.c3.kafka.eu-west-1.amazonaws.com:${port},b-2.ugcprod.abc123.c3.kafka.eu-west-1.amazonaws.com:${port}`;
-/** Example prod parameters, as an operator passes them (docs/operations.md, "Deploy"). */
-const prodParams: Record<string, string> = {
-  mskClusterArn: clusterArn,
-  kafkaBrokers: brokersOn(9098),
-  subnetIds: 'subnet-0aa11bb22cc33dd44,subnet-0ee55ff66aa77bb88',
-  securityGroupIds: 'sg-0123456789abcdef0',
-  clickhouseUrl: 'https://clickhouse.internal.example.com:8443',
-  clickhousePasswordSecretArn: clickhouseSecretArn,
-  jwtSecretParameter: '/ugc-ingest/prod/jwt-secret',
-  jwtIssuer: 'https://auth.cinema.example.com',
-  jwtAudience: 'ugc-ingest',
-};
-// Set in the packaging shell to prove a prod template never carries a plain secret.
-const leakedSecret = 'a-plain-secret-that-must-never-reach-the-template';
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-interface Packaged { template: Json; dir: string }
-
-async function packageStage(stage: string, params: Record<string, string>): Promise<Packaged> {
-  const dir = await mkdtemp(join(tmpdir(), `ugc-package-${stage}-`));
-  const args = [serverlessBin, 'package', '--stage', stage, '--region', 'eu-west-1', '--package', dir,
-    ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)];
-  await run(process.execPath, args, {
-    cwd: repoRoot,
-    env: {
-      ...process.env, SLS_TELEMETRY_DISABLED: '1',
-      // Its own build folder: offline runs (e2e tests) may be using .esbuild at the same time.
-      ESBUILD_WORK_FOLDER: `.esbuild-test-${stage}-${process.pid}-${Date.now()}`,
-      JWT_SECRET: leakedSecret, CLICKHOUSE_PASSWORD: leakedSecret,
-    },
-    timeout: 120_000,
-  });
-  const template = JSON.parse(await readFile(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as Json;
-  return { template, dir };
-}
 
 /** A parameter's value: its default, which the stage's params set (serverless.yml, resources.Parameters). */
 const parameterValue = (template: Json, value: unknown): unknown =>
@@ -122,7 +76,7 @@ const actionsThatNeedStar = new Set([
 const { jwtSecretParameter: _stored, ...withoutJwtSecret } = prodParams;
 /**
  * The other variant: SCRAM on its port, JWT from the Auth service's JWKS, a customer-managed key, bounded
- * retries to an on-failure topic other than the dead-letter topic, an alarm topic, and numeric
+ * retries to an on-failure topic other than the dead-letter topic, an alarm topic, no docs routes, and numeric
  * params passed as --param (always strings) that the template must still carry as numbers.
  */
 const scramParams: Record<string, string> = {
@@ -130,7 +84,8 @@ const scramParams: Record<string, string> = {
   kafkaBrokers: brokersOn(9096), kafkaSaslMechanism: 'scram-sha-512', kafkaSaslSecretArn: scramSecretArn, secretsKmsKeyArn: kmsKeyArn,
   writerMaximumRetryAttempts: '5', writerOnFailureTopic: 'ugc.events.failed', alarmTopicArn,
   eventsTopicPartitions: '24', writerMaximumPollers: '4', writerBatchSize: '2000', writerBatchingWindow: '2',
-  httpThrottleRateLimit: '800', httpThrottleBurstLimit: '1600', ingestReservedConcurrency: '200', readerReservedConcurrency: '30',
+  httpThrottleRateLimit: '800', httpThrottleBurstLimit: '1600', httpPublicRouteRateLimit: '8', ingestReservedConcurrency: '200', readerReservedConcurrency: '30',
+  readerThrottleRateLimit: '300', readerThrottleBurstLimit: '600', apiDocs: 'false', corsAllowedOrigins: 'https://cinema.example.com',
   writerOffsetLagAlarmThreshold: '50000', writerStalledAlarmHours: '12', logRetentionDays: '14',
 };
 
@@ -182,17 +137,17 @@ describe('serverless package --stage prod (MSK IAM, the default)', () => {
     expect(JSON.stringify(iam.template)).not.toContain(leakedSecret);
   });
 
-  it('has the HTTP API routes, CORS for the cinema pages, and throttling', () => {
+  it('has the HTTP API routes, CORS for the cinema pages only, and throttling', () => {
     const { Resources } = iam.template;
-    const routes = (Object.values(Resources) as Json[]).filter((r: Json) => r.Type === 'AWS::ApiGatewayV2::Route').map((r: Json) => r.Properties.RouteKey);
-    expect(routes).toEqual(expect.arrayContaining([
+    expect(routeKeys(iam.template)).toEqual(expect.arrayContaining([
       'POST /v1/events', 'POST /v1/films/{film_id}/progress', 'GET /v1/health', 'GET /v1/openapi.json', 'GET /v1/docs',
     ]));
     expect(Resources.HttpApi.Properties.CorsConfiguration).toEqual({
-      AllowOrigins: ['*'], AllowHeaders: ['Content-Type', 'Authorization', 'Content-Encoding'], AllowMethods: ['GET', 'POST', 'OPTIONS'],
-      ExposeHeaders: ['Retry-After', 'WWW-Authenticate'], MaxAge: 600,
+      AllowOrigins: ['https://cinema.example.com', 'https://www.cinema.example.com'], AllowHeaders: ['Content-Type', 'Authorization', 'Content-Encoding'],
+      AllowMethods: ['GET', 'POST', 'OPTIONS'], ExposeHeaders: ['Retry-After', 'WWW-Authenticate'], MaxAge: 600,
     });
-    expect(Resources.HttpApiStage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 });
+    // A route without settings of its own would get a public route's limit.
+    expect(Resources.HttpApiStage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 10, ThrottlingBurstLimit: 10 });
     expect(Resources.IngestLambdaFunction.Properties.ReservedConcurrentExecutions).toBe(100);
   });
 
@@ -225,7 +180,7 @@ describe('serverless package --stage prod (MSK IAM, the default)', () => {
       Namespace: 'AWS/Lambda', MetricName: 'OffsetLag', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'WriterLambdaFunction' } }],
       Statistic: 'Maximum', ComparisonOperator: 'GreaterThanThreshold', Threshold: 10000, TreatMissingData: 'notBreaching',
     });
-    expect(alarm).not.toHaveProperty('AlarmActions');
+    expect(arnOf(iam.template, alarm.AlarmActions)).toEqual(['{AlarmTopic}']);
     const notifying = resolveIfs(scram.template, scram.template.Resources.WriterOffsetLagAlarm.Properties) as Json;
     expect(arnOf(scram.template, notifying.AlarmActions)).toEqual([alarmTopicArn]);
   });
@@ -328,7 +283,10 @@ describe('serverless package --stage prod with SASL/SCRAM, a JWKS, a customer-ma
 
 const mappingId = 'WriterEventSourceMappingMSKMskClusterArnUgcevents';
 const topicArn = (name: string) => `arn:aws:kafka:eu-west-1:123456789012:topic/ugc-prod/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0-3/${name}`;
-const alarmIds = ['WriterOffsetLagAlarm', 'WriterMappingErrorsAlarm', 'WriterNotPollingAlarm', 'WriterStalledAlarm'];
+// Every alarm of the stack, in the order the dashboard's alarm widget shows them.
+const alarmIds = ['IngestErrorsAlarm', 'IngestThrottlesAlarm', 'ApiServerErrorsAlarm', 'IngestKafkaUnavailableAlarm',
+  'WriterErrorsAlarm', 'WriterDeadLettersAlarm', 'WriterOnFailureDeliveriesAlarm', 'WriterDroppedEventsAlarm',
+  'WriterOffsetLagAlarm', 'WriterMappingErrorsAlarm', 'WriterNotPollingAlarm', 'WriterStalledAlarm'];
 // AWS's event source mapping metrics per MetricsConfig group (Lambda developer guide, "Event source mapping metrics", Kafka).
 const mappingMetricGroups: Record<string, string[]> = {
   EventCount: ['PolledEventCount', 'FilteredOutEventCount', 'InvokedEventCount', 'FailedInvokeEventCount', 'DroppedEventCount', 'OnFailureDestinationDeliveredEventCount', 'CommittedEventCount'],
@@ -337,6 +295,9 @@ const mappingMetricGroups: Record<string, string[]> = {
 };
 // AWS/Lambda's own per-function metrics the dashboard and alarms may use.
 const functionMetrics = ['OffsetLag', 'Errors', 'Invocations', 'Throttles', 'Duration', 'ConcurrentExecutions'];
+// An HTTP API's metrics in AWS/ApiGateway (API Gateway developer guide, "Monitor CloudWatch metrics for HTTP APIs"), by ApiId.
+const httpApiMetrics = ['4xx', '5xx', 'Count', 'IntegrationLatency', 'Latency', 'DataProcessed'];
+const routeKeys = (t: Json): string[] => (Object.values(t.Resources) as Json[]).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route').map((r) => r.Properties.RouteKey);
 
 describe('what the template review found (issue 17), in both variants', () => {
   it('lets the writer write the topic its mapping moves failed batches to, whichever it is, beside the dead-letter topic', () => {
@@ -410,7 +371,8 @@ describe('what the template review found (issue 17), in both variants', () => {
       expect(stalled.Period * stalled.EvaluationPeriods).toBeLessThanOrEqual(week / 4);
     }
     for (const id of alarmIds) {
-      expect(resolveIfs(iam.template, iam.template.Resources[id].Properties), id).not.toHaveProperty('AlarmActions');
+      // Without alarmTopicArn, the stack's own topic (see 'notifies one topic' below).
+      expect(arnOf(iam.template, (resolveIfs(iam.template, iam.template.Resources[id].Properties) as Json).AlarmActions), id).toEqual(['{AlarmTopic}']);
       expect(arnOf(scram.template, (resolveIfs(scram.template, scram.template.Resources[id].Properties) as Json).AlarmActions), id).toEqual([alarmTopicArn]);
     }
   });
@@ -459,7 +421,118 @@ describe('what the template review found (issue 17), in both variants', () => {
       expect(new Set(found)).toEqual(numericKeys);
     }
     expect(scram.template.Resources[mappingId].Properties).toMatchObject({ BatchSize: 2000, MaximumBatchingWindowInSeconds: 2, MaximumRetryAttempts: 5 });
-    expect(scram.template.Resources.HttpApiStage.Properties.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 800, ThrottlingBurstLimit: 1600 });
+    expect(scram.template.Resources.HttpApiStage.Properties.RouteSettings['POST /v1/events']).toEqual({ ThrottlingRateLimit: 396, ThrottlingBurstLimit: 796 });
+  });
+});
+
+/** A metric's dimensions as CloudFormation gives them: a literal, or a Ref shown as {Id}. */
+const dimensionsOf = (m: Json): Record<string, string> =>
+  Object.fromEntries((m.Dimensions as Json[]).map((d) => [d.Name, typeof d.Value === 'string' ? d.Value : `{${d.Value.Ref}}`]));
+
+describe('alarms on every way events stop or leave the main path (issue 28), in both variants', () => {
+  const ingestFunction = { FunctionName: '{IngestLambdaFunction}' };
+  const mapping = { EventSourceMappingUUID: `{${mappingId}}` };
+  // Within minutes: the ingest's in 3 of the last 5 minutes; the writer's and the mapping's in 5-minute periods.
+  const expected: [string, string, string, Record<string, string>, { Period: number; EvaluationPeriods: number; DatapointsToAlarm?: number }][] = [
+    ['IngestErrorsAlarm', 'AWS/Lambda', 'Errors', ingestFunction, { Period: 60, EvaluationPeriods: 5, DatapointsToAlarm: 3 }],
+    ['IngestThrottlesAlarm', 'AWS/Lambda', 'Throttles', ingestFunction, { Period: 60, EvaluationPeriods: 5, DatapointsToAlarm: 3 }],
+    ['IngestKafkaUnavailableAlarm', 'UgcIngest', 'RequestsRejected', { code: 'kafka_unavailable', service: 'ingest' }, { Period: 60, EvaluationPeriods: 5, DatapointsToAlarm: 3 }],
+    ['WriterErrorsAlarm', 'AWS/Lambda', 'Errors', { FunctionName: '{WriterLambdaFunction}' }, { Period: 300, EvaluationPeriods: 3, DatapointsToAlarm: 2 }],
+    ['WriterDeadLettersAlarm', 'UgcIngest', 'DeadLettered', { service: 'writer' }, { Period: 300, EvaluationPeriods: 1 }],
+    ['WriterOnFailureDeliveriesAlarm', 'AWS/Lambda', 'OnFailureDestinationDeliveredEventCount', mapping, { Period: 300, EvaluationPeriods: 1 }],
+    ['WriterDroppedEventsAlarm', 'AWS/Lambda', 'DroppedEventCount', mapping, { Period: 300, EvaluationPeriods: 1 }],
+  ];
+
+  it.each(expected)('%s: %s %s %j, Sum > 0', (id, namespace, metric, dimensions, window) => {
+    for (const p of [iam, scram]) {
+      const alarm = resolveIfs(p.template, p.template.Resources[id].Properties) as Json;
+      expect(alarm).toMatchObject({ Namespace: namespace, MetricName: metric, Statistic: 'Sum', Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching', ...window });
+      expect(dimensionsOf(alarm)).toEqual(dimensions);
+      // Alerting within minutes, not hours.
+      expect(alarm.Period * alarm.EvaluationPeriods).toBeLessThanOrEqual(15 * 60);
+    }
+  });
+
+  it("alarms when more than 5% of the API's requests answer 5xx, in 3 of the last 5 minutes", () => {
+    for (const p of [iam, scram]) {
+      const alarm = resolveIfs(p.template, p.template.Resources.ApiServerErrorsAlarm.Properties) as Json;
+      const metrics = alarm.Metrics as Json[];
+      const stat = (id: string) => metrics.find((m) => m.Id === id)!.MetricStat;
+      expect([stat('errors').Metric.MetricName, stat('requests').Metric.MetricName]).toEqual(['5xx', 'Count']);
+      for (const id of ['errors', 'requests']) {
+        expect(stat(id)).toMatchObject({ Metric: { Namespace: 'AWS/ApiGateway' }, Period: 60, Stat: 'Sum' });
+        expect(dimensionsOf(stat(id).Metric)).toEqual({ ApiId: '{HttpApi}' });
+      }
+      expect(metrics.find((m) => m.Expression)!.Expression).toBe('IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)');
+      expect(alarm).toMatchObject({ Threshold: 5, ComparisonOperator: 'GreaterThanThreshold', EvaluationPeriods: 5, DatapointsToAlarm: 3, TreatMissingData: 'notBreaching' });
+    }
+  });
+
+  it('notifies one topic: alarmTopicArn, or else a topic of its own, which package names loudly with the command to subscribe', () => {
+    // Without alarmTopicArn: the stack's topic, in every alarm, and the output says how to receive it.
+    expect(conditionValue(iam.template, 'AlarmTopicCreated')).toBe(true);
+    expect(iam.template.Resources.AlarmTopic).toMatchObject({ Type: 'AWS::SNS::Topic', Condition: 'AlarmTopicCreated', Properties: { TopicName: 'ugc-ingest-prod-alarms' } });
+    expect(iam.output).toMatch(/alarmTopicArn is not set: the alarms notify the stack's own SNS topic ugc-ingest-prod-alarms, which NOBODY receives/);
+    expect(iam.output).toMatch(/aws sns subscribe --region eu-west-1 --protocol email .*\\\n.*--topic-arn "arn:aws:sns:eu-west-1:\$\(aws sts get-caller-identity[^)]*\):ugc-ingest-prod-alarms"/);
+    expect(resolveIfs(iam.template, iam.template.Outputs.AlarmTopicArn.Value)).toEqual({ Ref: 'AlarmTopic' });
+    // With it: no topic of its own, no warning.
+    expect(conditionValue(scram.template, 'AlarmTopicCreated')).toBe(false);
+    expect(scram.output).not.toMatch(/alarmTopicArn is not set/);
+    expect(arnOf(scram.template, resolveIfs(scram.template, scram.template.Outputs.AlarmTopicArn.Value))).toBe(alarmTopicArn);
+  });
+});
+
+describe('CORS, the docs routes and throttling (issue 28)', () => {
+  it('allows the origins corsAllowedOrigins names, a comma-separated param', () => {
+    expect(iam.template.Resources.HttpApi.Properties.CorsConfiguration.AllowOrigins).toEqual(['https://cinema.example.com', 'https://www.cinema.example.com']);
+    expect(scram.template.Resources.HttpApi.Properties.CorsConfiguration.AllowOrigins).toEqual(['https://cinema.example.com']);
+  });
+
+  it('leaves GET /v1/openapi.json and GET /v1/docs out of the API with apiDocs=false', () => {
+    expect(routeKeys(iam.template)).toEqual(expect.arrayContaining(['GET /v1/openapi.json', 'GET /v1/docs']));
+    expect(routeKeys(scram.template).sort()).toEqual(['GET /v1/films/{film_id}/progress', 'GET /v1/health', 'GET /v1/progress', 'POST /v1/events', 'POST /v1/films/{film_id}/progress']);
+    expect(Object.keys(scram.template.Resources.HttpApiStage.Properties.RouteSettings).sort()).toEqual(routeKeys(scram.template).sort());
+  });
+
+  it("throttles each route, each function's routes together within a ceiling the ingest's concurrency can serve, public routes at their own small limit", () => {
+    const ingestRoutes = ['POST /v1/events', 'POST /v1/films/{film_id}/progress', 'GET /v1/health', 'GET /v1/openapi.json', 'GET /v1/docs'];
+    const publicRoutes = ['GET /v1/health', 'GET /v1/openapi.json', 'GET /v1/docs'];
+    const variants = [
+      { p: iam, ingest: { rate: 1000, burst: 1000 }, reader: { rate: 500, burst: 500 }, publicRate: 10, concurrency: 100 },
+      { p: scram, ingest: { rate: 800, burst: 1600 }, reader: { rate: 300, burst: 600 }, publicRate: 8, concurrency: 200 },
+    ];
+    for (const { p, ingest, reader, publicRate, concurrency } of variants) {
+      const stage = p.template.Resources.HttpApiStage;
+      const settings = stage.Properties.RouteSettings as Record<string, { ThrottlingRateLimit: number; ThrottlingBurstLimit: number }>;
+      // Every route has its own, and the stage creates them before it names them.
+      expect(Object.keys(settings).sort()).toEqual(routeKeys(p.template).sort());
+      const routeIds = Object.keys(p.template.Resources).filter((id) => p.template.Resources[id].Type === 'AWS::ApiGatewayV2::Route');
+      expect(stage.DependsOn).toEqual(expect.arrayContaining(routeIds));
+      const total = (keys: string[], key: 'ThrottlingRateLimit' | 'ThrottlingBurstLimit') => keys.filter((k) => settings[k]).reduce((sum, k) => sum + settings[k]![key], 0);
+      const ofIngest = ingestRoutes.filter((k) => settings[k]);
+      const ofReader = Object.keys(settings).filter((k) => !ingestRoutes.includes(k));
+      expect(total(ofIngest, 'ThrottlingRateLimit')).toBeLessThanOrEqual(ingest.rate);
+      expect(total(ofIngest, 'ThrottlingBurstLimit')).toBeLessThanOrEqual(ingest.burst);
+      expect(total(ofReader, 'ThrottlingRateLimit')).toBeLessThanOrEqual(reader.rate);
+      expect(total(ofReader, 'ThrottlingBurstLimit')).toBeLessThanOrEqual(reader.burst);
+      // What the ingest's routes admit fits in its reserved concurrency: 2 x 15 ms a request (docs/capacity-and-cost.md).
+      expect(total(ofIngest, 'ThrottlingRateLimit') * 2 * 0.015).toBeLessThanOrEqual(concurrency);
+      expect(p.template.Resources.IngestLambdaFunction.Properties.ReservedConcurrentExecutions).toBe(concurrency);
+      for (const k of publicRoutes.filter((r) => settings[r])) expect(settings[k], k).toEqual({ ThrottlingRateLimit: publicRate, ThrottlingBurstLimit: publicRate });
+      // The viewers' routes share the rest of the ceiling: POST /v1/events gets most of it.
+      expect(settings['POST /v1/events']!.ThrottlingRateLimit).toBeGreaterThan(ingest.rate * 0.45);
+    }
+  });
+
+  it("passes alarmTopicArn and corsAllowedOrigins in docs/operations.md's deploy commands", async () => {
+    const operations = await readFile(join(repoRoot, 'docs/operations.md'), 'utf8');
+    const commands = operations.match(/npx serverless deploy(?:[^\n\\]|\\\n)*/g) ?? [];
+    const full = commands.filter((c) => c.includes('mskClusterArn='));
+    expect(full.length).toBeGreaterThanOrEqual(1);
+    for (const command of full) {
+      expect(command).toMatch(/alarmTopicArn=arn:aws:sns:/);
+      expect(command).toMatch(/corsAllowedOrigins=https:\/\//);
+    }
   });
 });
 
@@ -520,7 +593,7 @@ describe('the CloudWatch dashboard', () => {
     return { POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE } as { POWERTOOLS_SERVICE_NAME: string; POWERTOOLS_METRICS_NAMESPACE: string };
   };
 
-  it('shows the ingest requests and rejects by code and produce latency, the writer offset lag, rows written and dead letters, and the alarms', () => {
+  it('shows the ingest requests and rejects by code and produce latency, the writer offset lag, rows written and dead letters, what each alarm watches, and the alarms', () => {
     for (const p of [iam, scram]) {
       expect(p.template.Resources.Dashboard.Properties.DashboardName).toBe('ugc-ingest-prod');
       const widgets = dashboard(p.template);
@@ -535,6 +608,14 @@ describe('the CloudWatch dashboard', () => {
       expect(has('OffsetLag', { FunctionName: '{WriterLambdaFunction}' })).toBe(true);
       expect(has('RowsWritten', { service: writer })).toBe(true);
       expect(has('DeadLettered', { service: writer })).toBe(true);
+      // Each alarm's metrics are on the dashboard too.
+      for (const id of alarmIds) {
+        const alarm = p.template.Resources[id].Properties;
+        for (const m of alarm.Metrics ? (alarm.Metrics as Json[]).filter((x) => x.MetricStat).map((x) => x.MetricStat.Metric) : [alarm]) {
+          const dimensions = Object.fromEntries((m.Dimensions as Json[]).map((d) => [d.Name, typeof d.Value === 'string' ? d.Value : `{${d.Value.Ref}}`]));
+          expect(has(m.MetricName, dimensions), `${id}: ${m.MetricName} ${JSON.stringify(dimensions)}`).toBe(true);
+        }
+      }
       expect(widgets.find((w) => w.type === 'alarm')!.properties.alarms).toEqual(alarmIds.map((id) => `{${id}.Arn}`));
     }
   });
@@ -547,7 +628,10 @@ describe('the CloudWatch dashboard', () => {
     const alarmMetrics = alarmIds.flatMap((id) => {
       const alarm = t.Resources[id].Properties;
       const stats = alarm.Metrics ? (alarm.Metrics as Json[]).filter((m) => m.MetricStat).map((m) => m.MetricStat.Metric) : [alarm];
-      return stats.map((m: Json): ReturnType<typeof metricsOf>[number] => ({ namespace: m.Namespace, name: m.MetricName, dimensions: Object.fromEntries((m.Dimensions as Json[]).map((d) => [d.Name, `{${d.Value.Ref}}`])) }));
+      return stats.map((m: Json): ReturnType<typeof metricsOf>[number] => ({
+        namespace: m.Namespace, name: m.MetricName,
+        dimensions: Object.fromEntries((m.Dimensions as Json[]).map((d) => [d.Name, typeof d.Value === 'string' ? d.Value : `{${d.Value.Ref}}`])),
+      }));
     });
     for (const metric of [...dashboard(t).flatMap(metricsOf), ...alarmMetrics]) {
       const label = JSON.stringify(metric);
@@ -556,12 +640,15 @@ describe('the CloudWatch dashboard', () => {
           && (metric.searchKeys
             ? JSON.stringify(Object.keys(e.dimensions).sort()) === JSON.stringify([...metric.searchKeys].sort())
               && Object.entries(metric.dimensions).every(([k, v]) => e.dimensions[k] === v)
-            : JSON.stringify(e.dimensions) === JSON.stringify(metric.dimensions)));
+            : JSON.stringify(Object.entries(e.dimensions).sort()) === JSON.stringify(Object.entries(metric.dimensions).sort())));
         expect(sameIdentity, `${label} is not what the functions emit: ${JSON.stringify(emitted)}`).not.toEqual([]);
+      } else if (metric.namespace === 'AWS/ApiGateway') {
+        expect(metric.dimensions, label).toEqual({ ApiId: '{HttpApi}' });
+        expect(httpApiMetrics, label).toContain(metric.name);
       } else {
         expect(metric.namespace, label).toBe('AWS/Lambda');
         if ('FunctionName' in metric.dimensions) {
-          expect(metric.dimensions, label).toEqual({ FunctionName: '{WriterLambdaFunction}' });
+          expect(['{WriterLambdaFunction}', '{IngestLambdaFunction}'], label).toContain(metric.dimensions.FunctionName);
           expect(functionMetrics, label).toContain(metric.name);
         } else {
           expect(metric.dimensions, label).toEqual({ EventSourceMappingUUID: `{${mappingId}}` });
@@ -575,22 +662,15 @@ describe('the CloudWatch dashboard', () => {
 describe('serverless package --stage prod without its parameters', () => {
   it('fails instead of deploying stand-in values', async () => {
     const { mskClusterArn: _omitted, ...withoutCluster } = prodParams;
-    const failure = await packageStage('prod', withoutCluster).then(() => undefined, (error: { stdout?: string; stderr?: string }) => error);
-    expect(failure, 'package succeeded').toBeDefined();
-    expect(`${failure?.stdout}${failure?.stderr}`).toMatch(/Cannot resolve variable at "[^"]+": Value not found at "param" source/);
-    expect(`${failure?.stdout}${failure?.stderr}`).toMatch(/mskClusterArn/i);
+    const missing = await refusalOf('prod', withoutCluster);
+    expect(missing).toMatch(/Cannot resolve variable at "[^"]+": Value not found at "param" source/);
+    expect(missing).toMatch(/mskClusterArn/i);
     // Without issuer and audience the functions would accept any token signed with the key.
     const { jwtIssuer: _i, jwtAudience: _a, ...withoutTokenChecks } = prodParams;
-    const unchecked = await packageStage('prod', withoutTokenChecks).then(() => undefined, (error: { stdout?: string; stderr?: string }) => error);
-    expect(unchecked, 'package succeeded without jwtIssuer and jwtAudience').toBeDefined();
-    expect(`${unchecked?.stdout}${unchecked?.stderr}`).toMatch(/environment\.JWT_ISSUER": Value not found[\s\S]*environment\.JWT_AUDIENCE": Value not found/);
+    expect(await refusalOf('prod', withoutTokenChecks)).toMatch(/environment\.JWT_ISSUER": Value not found[\s\S]*environment\.JWT_AUDIENCE": Value not found/);
     // A numeric parameter that is not a number (plugins/template-values.cjs) fails too, naming the value.
-    const typo = await packageStage('prod', { ...prodParams, writerBatchSize: '1O00' }).then(() => undefined, (error: { stdout?: string; stderr?: string }) => error);
-    expect(typo, 'package succeeded with writerBatchSize=1O00').toBeDefined();
-    expect(`${typo?.stdout}${typo?.stderr}`).toMatch(/expected a number, got "1O00"/);
+    expect(await refusalOf('prod', { ...prodParams, writerBatchSize: '1O00' })).toMatch(/expected a number, got "1O00"/);
     // SCRAM with the IAM brokers (9098): the functions' clients could not authenticate.
-    const iamBrokers = await packageStage('prod', { ...scramParams, kafkaBrokers: brokersOn(9098) }).then(() => undefined, (error: { stdout?: string; stderr?: string }) => error);
-    expect(iamBrokers, 'package succeeded with SCRAM on the IAM port').toBeDefined();
-    expect(`${iamBrokers?.stdout}${iamBrokers?.stderr}`).toMatch(/kafkaBrokers: MSK serves scram-sha-512 on port 9096, not b-1\.[^,]+:9098/);
+    expect(await refusalOf('prod', { ...scramParams, kafkaBrokers: brokersOn(9098) })).toMatch(/kafkaBrokers: MSK serves scram-sha-512 on port 9096, not b-1\.[^,]+:9098/);
   }, 180_000);
 });
