@@ -493,6 +493,23 @@ describe('sdk: read your own progress', () => {
     expect(storage.map.size).toBe(0);
   });
 
+  it('asks for recent films without a limit of its own: the API answers its default, and the SDK keeps to the limit it answered', async () => {
+    const urls: string[] = [];
+    const films = ['a', 'b', 'c'].map((film_id, i) => ({ film_id, position_s: i, duration_s: null, updated_at: `2026-01-0${i + 1}T00:00:00.000Z` }));
+    const storage = memoryStore();
+    const own = tracker({ storage, fetch: readApi({ status: 404 }), getToken: () => jwtFor('carol'), flushIntervalMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(0);
+    own.progress('d', 5);
+    const fetch: FetchLike = async (url) => {
+      urls.push(url);
+      return { status: 200, headers: { get: () => null }, json: async () => ({ items: films.slice(0, 2), limit: 2 }) };
+    };
+    const recent = await tracker({ storage, fetch, getToken: () => jwtFor('carol') }).recentFilms();
+    expect(urls.filter((url) => url.includes('/v1/progress'))).toEqual(['https://api.test/v1/progress']);
+    // This browser's newer report of d, then the server's two: kept to the 2 the API answered.
+    expect(recent.map((film) => film.film_id)).toEqual(['d', 'b']);
+  });
+
   it('keeps each viewer of one browser apart', async () => {
     const storage = memoryStore();
     const alice = tracker({ storage, fetch: readApi({ status: 404 }), getToken: () => jwtFor('alice'), flushIntervalMs: 60_000 });
