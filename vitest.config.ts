@@ -36,6 +36,16 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
         },
       },
+      {
+        extends: true,
+        test: {
+          // `serverless deploy` / `remove` against moto's server (scripts/deploy-rehearsal.ts), last:
+          // its `serverless package` stages zips in the shared .serverless/ as the template test's does.
+          name: 'deploy',
+          include: ['tests/deploy/**/*.test.ts'],
+          sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 });

@@ -9,6 +9,10 @@
  * headers; the others stay where they are, listed with the reason they fail now. Nothing is
  * committed: a second run from the same point replays the same records again, and ClickHouse keeps
  * one row per event_id (`events` is a ReplacingMergeTree by event_id: `FINAL` counts each once).
+ *
+ * Two layouts are read: the writer's and the local emulator's (the record as it was, plus `dlq-*`
+ * headers), and the JSON document AWS's event source mapping writes to a Kafka on-failure
+ * destination (./aws-on-failure-record.ts), each of whose failed records is replayed on its own.
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +20,7 @@ import { parseArgs } from 'node:util';
 import type { IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs';
 import type { MSKRecord } from 'aws-lambda';
 import { decodeRecord } from '../functions/writer/decode.ts';
+import { awsFailedRecords, type FailedRecord } from './aws-on-failure-record.ts';
 import { deadLetterHeaderPrefix, deadLetterHeaders, deadLetterSends } from '../functions/writer/dead-letter.ts';
 import type { Sender } from '../shared/kafka-sender.ts';
 
@@ -34,14 +39,14 @@ export interface RedriveOptions {
 
 /** A dead letter and what redrive makes of it. */
 export type RedriveDecision =
-  | { replay: true; reason: string; message: Message }
-  | { replay: false; reason: string; now: string };
+  | { replay: true; reason: string; message: Message; origin?: string }
+  | { replay: false; reason: string; now: string; origin?: string };
 
 /** Records counted under one reason. */
 export interface ReasonCount { reason: string; records: number }
 
 /** A record left in the dead-letter topic, and why it still fails. */
-export interface StillFailing { partition: number; offset: string; reason: string; now: string }
+export interface StillFailing { partition: number; offset: string; reason: string; now: string; origin?: string }
 
 export interface RedriveReport {
   deadLetterTopic: string;
@@ -52,6 +57,8 @@ export interface RedriveReport {
   /** Per partition: the offsets read, [from, to). */
   partitions: { partition: number; from: string; to: string }[];
   read: number;
+  /** Failed records met again in this run (same origin topic/partition/offset): replayed once. */
+  duplicates: number;
   /** Records that pass now, by the reason they were dead-lettered. */
   replayable: ReasonCount[];
   /** With `apply`: how many were produced to the events topic. */
@@ -76,18 +83,57 @@ function asMskRecord(topic: string, partition: number, message: KafkaMessage): M
   };
 }
 
+/** Where the writer's or the emulator's dead letter was first read, from its `dlq-original-*` headers. */
+function headerOrigin(message: KafkaMessage): string | undefined {
+  const [topic, partition, offset] = [deadLetterHeaders.topic, deadLetterHeaders.partition, deadLetterHeaders.offset].map((h) => headerText(message.headers?.[h]));
+  return topic && partition && offset ? `${topic}/${partition}/${offset}` : undefined;
+}
+
 /** Decides one dead letter: replayable (the writer's validators accept it now) or still failing, with why. */
 export function redriveDecision(deadLetterTopic: string, partition: number, message: KafkaMessage): RedriveDecision {
   const reason = headerText(message.headers?.[deadLetterHeaders.reason]) ?? `no ${deadLetterHeaders.reason} header`;
+  const origin = headerOrigin(message);
   const decoded = decodeRecord(asMskRecord(deadLetterTopic, partition, message));
-  if (!decoded.ok) return { replay: false, reason, now: decoded.reason };
+  if (!decoded.ok) return { replay: false, reason, now: decoded.reason, ...(origin && { origin }) };
   // The original headers (event type, schema version) without the dead-letter ones.
   const headers: IHeaders = {};
   for (const [name, value] of Object.entries(message.headers ?? {})) {
     if (!name.startsWith(deadLetterHeaderPrefix) && value !== undefined) headers[name] = value;
   }
   headers[redrivenFromHeader] = `${deadLetterTopic}/${partition}/${message.offset}`;
-  return { replay: true, reason, message: { key: message.key, value: message.value, headers } };
+  return { replay: true, reason, message: { key: message.key, value: message.value, headers }, ...(origin && { origin }) };
+}
+
+/** Decides one failed record out of AWS's on-failure document, with the key, value and headers it carries. */
+function awsFailedRecordDecision(deadLetterTopic: string, partition: number, offset: string, failed: FailedRecord): RedriveDecision {
+  const decoded = decodeRecord(failed.record);
+  if (!decoded.ok) return { replay: false, reason: failed.reason, now: decoded.reason, origin: failed.origin };
+  const headers: IHeaders = { ...failed.headers, [redrivenFromHeader]: `${deadLetterTopic}/${partition}/${offset}` };
+  return { replay: true, reason: failed.reason, message: { key: failed.key, value: failed.value, headers }, origin: failed.origin };
+}
+
+/**
+ * Decides every failed record a dead letter holds: one for the writer's and the emulator's layout
+ * (a `dlq-reason` header), one per record of `payload` for AWS's on-failure document.
+ */
+export function redriveDecisions(deadLetterTopic: string, partition: number, message: KafkaMessage): RedriveDecision[] {
+  const aws = message.headers?.[deadLetterHeaders.reason] === undefined ? awsFailedRecords(message) : undefined;
+  if (!aws) return [redriveDecision(deadLetterTopic, partition, message)];
+  return aws.map((failed) => awsFailedRecordDecision(deadLetterTopic, partition, message.offset, failed));
+}
+
+/**
+ * The decisions whose failed record this run has not met yet (`seen` holds the origins met so far):
+ * AWS may put one batch's records in several on-failure messages, and a record must be replayed once.
+ */
+export function firstFromEachOrigin(decisions: RedriveDecision[], seen: Set<string>): { fresh: RedriveDecision[]; repeated: number } {
+  const fresh = decisions.filter((d) => {
+    if (d.origin === undefined) return true;
+    if (seen.has(d.origin)) return false;
+    seen.add(d.origin);
+    return true;
+  });
+  return { fresh, repeated: decisions.length - fresh.length };
 }
 
 /** The offsets to read in each partition: [from, to), `to` being the end when the run started. */
@@ -126,7 +172,9 @@ export async function redrive(kafka: Kafka, sender: Sender | undefined, options:
   const pending = new Map(ranges.filter((r) => r.from < r.to).map((r) => [r.partition, { ...r, next: r.from }]));
   const replayReasons: string[] = [];
   const failing: StillFailing[] = [];
+  const seenOrigins = new Set<string>();
   let read = 0;
+  let duplicates = 0;
   let replayed = 0;
 
   if (pending.size > 0) {
@@ -158,12 +206,16 @@ export async function redrive(kafka: Kafka, sender: Sender | undefined, options:
               if (offset < range.next || offset >= range.to) continue;
               range.next = offset + 1n;
               read += 1;
-              const decision = redriveDecision(options.deadLetterTopic, batch.partition, message);
-              if (decision.replay) {
-                replayReasons.push(decision.reason);
-                replay.push(decision.message);
-              } else {
-                failing.push({ partition: batch.partition, offset: message.offset, reason: decision.reason, now: decision.now });
+              const { fresh, repeated } = firstFromEachOrigin(redriveDecisions(options.deadLetterTopic, batch.partition, message), seenOrigins);
+              duplicates += repeated;
+              for (const decision of fresh) {
+                if (decision.replay) {
+                  replayReasons.push(decision.reason);
+                  replay.push(decision.message);
+                } else {
+                  const origin = decision.origin === undefined ? {} : { origin: decision.origin };
+                  failing.push({ partition: batch.partition, offset: message.offset, reason: decision.reason, now: decision.now, ...origin });
+                }
               }
             }
             if (options.apply && replay.length > 0) {
@@ -205,6 +257,7 @@ export async function redrive(kafka: Kafka, sender: Sender | undefined, options:
     endsTakenAt,
     partitions: ranges.map((r) => ({ partition: r.partition, from: String(r.from), to: String(r.to) })),
     read,
+    duplicates,
     replayable: countReasons(replayReasons),
     replayed,
     stillFailingByReason: countReasons(failing.map((f) => f.now)),
@@ -223,7 +276,8 @@ export function formatReport(report: RedriveReport): string {
     ...report.replayable.map((c) => `  ${String(c.records).padStart(7)}  ${c.reason}`),
     `still failing, left in ${report.deadLetterTopic}: ${total(report.stillFailingByReason)}, by the reason they fail now:`,
     ...report.stillFailingByReason.map((c) => `  ${String(c.records).padStart(7)}  ${c.reason}`),
-    ...report.stillFailing.slice(0, 20).map((f) => `    partition ${f.partition} offset ${f.offset}: ${f.now}`),
+    ...report.stillFailing.slice(0, 20).map((f) => `    partition ${f.partition} offset ${f.offset}${f.origin ? ` (from ${f.origin})` : ''}: ${f.now}`),
+    ...(report.duplicates > 0 ? [`${report.duplicates} failed records were met again (same origin offset) and replayed once`] : []),
     // One offset for every partition fits the product's one-partition dead-letter topic; with more, a time.
     report.partitions.length === 1 ? `next run from here: --from-offset ${report.partitions[0]!.to}` : `next run from here: --from-time ${report.endsTakenAt}`,
   ];

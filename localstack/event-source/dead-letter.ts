@@ -1,10 +1,11 @@
 /**
  * What the emulator writes to the on-failure Kafka topic once a batch has used up its retries.
  *
- * AWS's Kafka on-failure destination ("kafka://topic") receives "the actual failed records along
- * with failure metadata"; AWS does not document the metadata layout. Here each failed record is
- * re-produced byte for byte (key, value, original headers) with extra headers: the writer's own
- * dead-letter headers (functions/writer/dead-letter.ts) and more, so one tool reads both.
+ * AWS's Kafka on-failure destination ("kafka://topic") receives a JSON document per message: the
+ * invocation record plus the failed Kafka event (scripts/aws-on-failure-record.ts, which
+ * `npm run redrive` reads too). The emulator does not write that layout: each failed record is
+ * re-produced byte for byte (key, value, original headers) with extra headers, the writer's own
+ * dead-letter headers (functions/writer/dead-letter.ts) and more, so one layout serves both.
  */
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 import { deadLetterHeaderPrefix, deadLetterHeaders } from '../../functions/writer/dead-letter.ts';
