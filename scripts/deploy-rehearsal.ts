@@ -54,6 +54,7 @@ export const rehearsalParams: Record<string, string> = {
   jwtSecretParameter: '/ugc-ingest/prod/jwt-secret',
   jwtIssuer: 'https://auth.cinema.example.com',
   jwtAudience: 'ugc-ingest',
+  corsAllowedOrigins: 'https://cinema.example.com,https://www.cinema.example.com',
 };
 
 /** The logical ids a template value refers to: Ref, Fn::GetAtt, and `${Name}` / `${Name.Attr}` in Fn::Sub (parameters too). */

@@ -39,6 +39,8 @@ it('names what the endpoint could not hold instead of faking it', () => {
     'WriterEventSourceMappingMSKMskClusterArnUgcevents AWS::Lambda::EventSourceMapping',
     'WriterMappingErrorsAlarm AWS::CloudWatch::Alarm',
     'WriterNotPollingAlarm AWS::CloudWatch::Alarm',
+    'WriterOnFailureDeliveriesAlarm AWS::CloudWatch::Alarm',
+    'WriterDroppedEventsAlarm AWS::CloudWatch::Alarm',
     'Dashboard AWS::CloudWatch::Dashboard',
   ]);
   // Accepted but not created by moto's CloudFormation. A type that starts to be created moves to
