@@ -33,8 +33,10 @@ const unloadPaths = {
 } as const;
 type UnloadPath = keyof typeof unloadPaths;
 const leaves = ['close', 'navigate'] as const;
-// Tries per path and way of leaving.
+// Tries per path and way of leaving. Firefox closes get more: it loses some by its own race (see
+// the assertion), and "at least one of 4" is what a working path cannot miss by chance.
 const tries = 2;
+const triesOf = (engine: string, leave: (typeof leaves)[number]) => (engine === 'firefox' && leave === 'close' ? 4 : tries);
 
 const stack = useApiStack('engines', secret, { faults: true });
 
@@ -99,7 +101,7 @@ describe.each(engineNames)('the SDK in %s', (name: EngineName) => {
     const done: { path: UnloadPath; leave: (typeof leaves)[number]; viewer: string; film: string; playedTo: number }[] = [];
     for (const path of Object.keys(unloadPaths) as UnloadPath[]) {
       for (const leave of leaves) {
-        for (let i = 0; i < tries; i++) {
+        for (let i = 0; i < triesOf(name, leave); i++) {
           const { viewer, film } = viewerAndFilm();
           // report=600: no periodic report while playing, so only the one sent on the way out carries the position.
           const playedTo = await withPage(async (page) => {
@@ -143,6 +145,7 @@ describe.each(engineNames)('the SDK in %s', (name: EngineName) => {
       // closed by BiDi: 1-7 of 8 whatever the wait before the profile goes (1 s or 5 s),
       // runBeforeUnload, a second tab, same or cross origin, puppeteer's process model or Fission's;
       // the same close with that pref off: 8 of 8, and this matrix 6 of 6. Still held to "at least one".
+      // Held to "at least one of 4": 25 of 28 Firefox closes delivered over 7 runs of this matrix.
       if (name === 'firefox') expect(closed, `${name} ${path}, closed`).toBeGreaterThanOrEqual(1);
       else expect(closed, `${name} ${path}, closed`).toBe(tries);
     }
@@ -221,14 +224,16 @@ describe.each(engineNames)('the SDK in %s', (name: EngineName) => {
     expect(stored).toBe(pausedAt);
   }, 60_000);
 
-  it.skipIf(skip)('a page open past its token\'s life (8 s) still delivers its final position on close: the token was refreshed ahead of exp', async () => {
+  // Left by navigating away, not by closing: what is checked is the token, and Firefox loses some
+  // closes to its own race (above), which would make this a coin toss there.
+  it.skipIf(skip)('a page open past its token\'s life (8 s) still delivers its final position on leaving: the token was refreshed ahead of exp', async () => {
     const { viewer, film } = viewerAndFilm();
     const playedTo = await withPage(async (page) => {
       await page.goto(pageUrl(viewer, film, '&report=600&token_ttl=8'));
       await ready(page);
       await playUntil(page, 10);
       const at = await position(page);
-      await page.closeTab();
+      await page.goto('about:blank');
       await sleep(1_000);
       return at;
     });
@@ -236,7 +241,7 @@ describe.each(engineNames)('the SDK in %s', (name: EngineName) => {
     const batches = batchesOf(viewer);
     const first = batches[0]!;
     const last = batches.filter((b) => b.form === 'unload').at(-1);
-    table.push({ engine: engine.version, check: 'token expires while open (8 s), page closed at 10 s', tries: 1, delivered: (stored ?? -1) >= playedTo ? 1 : 0, forms: formsOf(viewer) });
+    table.push({ engine: engine.version, check: 'token expires while open (8 s), page left at 10 s', tries: 1, delivered: (stored ?? -1) >= playedTo ? 1 : 0, forms: formsOf(viewer) });
     expect(last, formsOf(viewer)).toBeDefined();
     // The first token had expired when the page was closed; the one it sent with was fetched later and still valid.
     expect(first.exp * 1000).toBeLessThan(last!.at);
