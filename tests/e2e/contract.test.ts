@@ -106,11 +106,12 @@ describe('the API against its OpenAPI document (Schemathesis)', () => {
     expect(code, `Schemathesis found answers the document does not allow:\n${output}`).toBe(0);
     expect(output).toMatch(/Selected: 6\/6/);
     expect(operations.filter((operation) => !sent.has(operation)), 'operations no request was generated for').toEqual([]);
-    // A typical run sends 2,500-4,500 requests; Hypothesis stops some operations early on a loaded
-    // machine (1,755 once in a full suite). The floor says no operation with inputs went unfuzzed.
+    // A run alone sends 2,500-4,500 requests; in a full suite Hypothesis stops some operations early
+    // (1,711 in all, 103 for POST /v1/films/{film_id}/progress once). The floors say no operation with
+    // inputs went unfuzzed, not how far the fuzzing went.
     expect(total).toBeGreaterThan(1_000);
     for (const operation of operations.filter((op) => !/\/v1\/(docs|health)$/.test(op))) {
-      expect(sent.get(operation)!.requests, `requests generated for ${operation}`).toBeGreaterThan(100);
+      expect(sent.get(operation)!.requests, `requests generated for ${operation}`).toBeGreaterThan(30);
     }
   }, 600_000);
 });
