@@ -11,7 +11,10 @@
  * never touches it.
  */
 
-import defaultPorts from '../localstack/ports.json' with { type: 'json' };
+import { readFileSync } from 'node:fs';
+
+// Read, not imported: JSON import attributes need Node 20.10, and engines says 20.
+const defaultPorts = JSON.parse(readFileSync(new URL('../localstack/ports.json', import.meta.url), 'utf8'));
 
 const logPrefix = 'kafka-event-source';
 

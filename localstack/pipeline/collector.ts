@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { parse } from 'yaml';
-import { createClickHouse } from '../../shared/clickhouse.ts';
+import { clickHouseEnv, createClickHouse } from '../../shared/clickhouse.ts';
+import { loadConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { productTopics } from '../../shared/kafka-topics.ts';
 import { answersOf, httpRoutes, listenForHttpAnswers, type HttpAnswersListener } from './http-answers.ts';
@@ -195,10 +196,8 @@ export async function startPipeline({ env, print, statusEveryMs = 5000, everyMs 
   const { writerGroupId, ingestEventRoutes } = await readServiceFacts(env);
   const kafka = new Kafka({ clientId: 'ugc-ingest-pipeline-view', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
-  const clickhouse = createClickHouse({
-    CLICKHOUSE_URL: env.CLICKHOUSE_URL!, CLICKHOUSE_USER: env.CLICKHOUSE_USER || 'default', CLICKHOUSE_PASSWORD: env.CLICKHOUSE_PASSWORD || '',
-    CLICKHOUSE_DATABASE: env.CLICKHOUSE_DATABASE || 'ugc', CLICKHOUSE_REQUEST_TIMEOUT_MS: 5_000,
-  });
+  // Read as the functions read it (shared/clickhouse.ts), so the defaults are theirs.
+  const clickhouse = createClickHouse(loadConfig(clickHouseEnv, { ...env, CLICKHOUSE_REQUEST_TIMEOUT_MS: '5000' }));
   const answers: HttpAnswersListener = await listenForHttpAnswers();
   let connected: Promise<void> | undefined;
   const collector = new PipelineCollector({
